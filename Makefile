@@ -1,0 +1,30 @@
+# Two entry points: `make demo` runs the default study end to end, `make test` runs the checks.
+# Both build the pinned virtual environment first (.venv, torch 2.13.0 CPU build).
+VENV := .venv
+PYTHON ?= python3
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup demo test lint clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -r requirements.txt
+	$(VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	dvc repro
+	@cat results/metrics.json
+
+lint: setup
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks
+
+test: lint
+	pytest
+
+clean:
+	rm -rf results data/prepared logs .snakemake

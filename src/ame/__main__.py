@@ -1,0 +1,5 @@
+import sys
+
+from ame.cli import main
+
+sys.exit(main())

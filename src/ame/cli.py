@@ -1,0 +1,149 @@
+"""Command line: one verb per pipeline step (``ame <step> ...``), each reading and writing files.
+
+The Snakemake rules and DVC stages call these verbs; a researcher can call them by hand too.
+Bad input ends with one line naming the culprit and a non-zero exit; outputs are written
+atomically, so a failed or killed step leaves nothing a rerun would take as finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _config(args):
+    from ame import params
+
+    return params.load(args.params)
+
+
+def cmd_prepare(args) -> None:
+    from ame import data
+
+    data.build(_config(args)).save(args.out)
+
+
+def cmd_sample(args) -> None:
+    from ame import params
+    from ame.data import Dataset
+    from ame.sampling import MaskSet
+
+    config = _config(args)
+    dataset = Dataset.load(args.dataset)
+    n_total = params.n_trained(config, dataset.n_points)
+    MaskSet.draw(dataset.n_points, n_total, params.design(config), config["sampling"]["seed"]).save(
+        args.out)
+
+
+def cmd_train(args) -> None:
+    import torch
+
+    from ame.data import Dataset
+    from ame.sampling import MaskSet
+    from ame.train import train_subsets
+
+    torch.set_num_threads(args.threads)
+    config = _config(args)
+    stats = train_subsets(Dataset.load(args.dataset), MaskSet.load(args.masks),
+                          range(args.first, args.first + args.count), config, args.out_dir)
+    logging.info("trained %d submodels in %.2fs (job total %.2fs)", stats["n_subsets"],
+                 stats["train_seconds"], stats["job_seconds"])
+
+
+def cmd_gather(args) -> None:
+    from ame import params
+    from ame.behaviours import gather
+    from ame.data import Dataset
+    from ame.sampling import MaskSet
+
+    config = _config(args)
+    dataset = Dataset.load(args.dataset)
+    behaviours = gather(config, dataset, MaskSet.load(args.masks),
+                        params.n_subsets(config, dataset.n_points), args.submodels)
+    behaviours.save(args.out)
+
+
+def cmd_estimate(args) -> None:
+    from ame.behaviours import Behaviours
+    from ame.results import Estimates, estimator_from_params
+    from ame.sampling import MaskSet
+
+    config = _config(args)
+    behaviours = Behaviours.load(args.behaviours)
+    masks = MaskSet.load(args.masks)
+    estimator = estimator_from_params(config).fit(masks.masks[behaviours.subsets], behaviours.p,
+                                                  behaviours.Y)
+    Estimates.from_estimator(estimator, config, behaviours.names).save(args.out, args.scores)
+
+
+def cmd_evaluate(args) -> None:
+    from ame.behaviours import Behaviours
+    from ame.data import Dataset
+    from ame.evaluate import evaluate
+    from ame.results import Estimates
+    from ame.sampling import MaskSet
+
+    evaluate(_config(args), Dataset.load(args.dataset), MaskSet.load(args.masks),
+             Behaviours.load(args.behaviours), Estimates.load(args.estimates),
+             metrics_path=args.metrics, curve_path=args.curve, per_query_path=args.per_query)
+
+
+def cmd_report(args) -> None:
+    from ame.report import write_report
+
+    write_report(_config(args), dataset_path=args.dataset, estimates_path=args.estimates,
+                 metrics_path=args.metrics, curve_path=args.curve,
+                 per_query_path=args.per_query, out=args.out, plots_dir=args.plots_dir)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ame", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    def verb(name, func, help_text, *files):
+        sub = verbs.add_parser(name, help=help_text)
+        sub.add_argument("--params", default="params.yaml", help="run configuration")
+        for flag in files:
+            sub.add_argument(f"--{flag}", required=True, type=Path)
+        sub.set_defaults(func=func)
+        return sub
+
+    verb("prepare", cmd_prepare, "build the dataset arrays and ground truth", "out")
+    verb("sample", cmd_sample, "draw the subset masks", "dataset", "out")
+    train = verb("train", cmd_train, "train submodels first..first+count-1", "dataset", "masks",
+                 "out-dir")
+    train.add_argument("--first", type=int, required=True, help="index of the first subset")
+    train.add_argument("--count", type=int, default=1, help="number of consecutive subsets")
+    train.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    verb("gather", cmd_gather, "check submodel fingerprints and build the behaviour matrix",
+         "dataset", "masks", "submodels", "out")
+    verb("estimate", cmd_estimate, "fit the AME estimator and select points", "behaviours",
+         "masks", "out", "scores")
+    verb("evaluate", cmd_evaluate, "metrics against ground truth and the budget curve", "dataset",
+         "masks", "behaviours", "estimates", "metrics", "curve", "per-query")
+    verb("report", cmd_report, "plots and report.md", "dataset", "estimates", "metrics", "curve",
+         "per-query", "out", "plots-dir")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (ValueError, OSError, RuntimeError, IndexError, KeyError) as err:
+        if os.environ.get("AME_DEBUG"):
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"ame {args.verb}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

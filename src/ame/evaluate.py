@@ -1,0 +1,109 @@
+"""Evaluation against ground truth (known poisons): precision, recall and top-k precision.
+
+Ground truth enters here and only here, after estimation. The budget curve refits the estimator
+on prefixes of the same sample (m/8, m/4, m/2, m): one experiment gives the whole curve.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ame import params, provenance
+from ame.behaviours import Behaviours
+from ame.data import Dataset
+from ame.results import Estimates, estimator_from_params
+from ame.sampling import MaskSet
+from ame.store import atomic_path, atomic_write_json
+
+
+def selection_scores(selected: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-query precision and recall of boolean selections (Q, N) against true indices.
+
+    An empty selection has precision 1 (no false discovery, the FDR convention) and recall 0.
+    """
+    is_true = np.zeros(selected.shape[1], dtype=bool)
+    is_true[truth] = True
+    hits = (selected & is_true).sum(axis=1)
+    n_selected = selected.sum(axis=1)
+    precision = np.where(n_selected > 0, hits / np.maximum(n_selected, 1), 1.0)
+    recall = hits / max(len(truth), 1)
+    return precision, recall
+
+
+def topk_precision(ame: np.ndarray, truth: np.ndarray, direction: str = "positive") -> np.ndarray:
+    """Share of true points among the k highest-ranked points, k = number of true points."""
+    k = len(truth)
+    scores = ame if direction == "positive" else -ame
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.isin(top, truth).mean(axis=1)
+
+
+def query_metrics(estimates: Estimates, truth: np.ndarray, direction: str) -> pd.DataFrame:
+    precision, recall = selection_scores(estimates.selected, truth)
+    return pd.DataFrame({
+        "query": estimates.names,
+        "precision": precision,
+        "recall": recall,
+        "topk_precision": topk_precision(estimates.ame, truth, direction),
+        "n_selected": estimates.selected.sum(axis=1),
+    })
+
+
+def budget_curve(config: dict, masks: MaskSet, behaviours: Behaviours, estimates: Estimates,
+                 truth: np.ndarray, n_subsets: int) -> pd.DataFrame:
+    """Metrics averaged over queries at each budget prefix (the full budget reuses ``estimates``)."""
+    direction = config["estimation"]["direction"]
+    rows = []
+    for fraction in sorted(config["evaluation"]["budget_fractions"]):
+        budget = max(2, round(fraction * n_subsets))
+        if budget >= n_subsets:
+            prefix_estimates = estimates
+        else:
+            keep = behaviours.subsets < budget
+            estimator = estimator_from_params(config).fit(
+                masks.masks[behaviours.subsets[keep]], behaviours.p[keep], behaviours.Y[keep])
+            prefix_estimates = Estimates.from_estimator(estimator, config, behaviours.names)
+        means = query_metrics(prefix_estimates, truth, direction).mean(numeric_only=True)
+        rows.append({"fraction": fraction, "n_submodels": budget, **means.to_dict()})
+    return pd.DataFrame(rows)
+
+
+def evaluate(config: dict, dataset: Dataset, masks: MaskSet, behaviours: Behaviours,
+             estimates: Estimates, metrics_path, curve_path, per_query_path) -> dict:
+    """Write metrics.json (flat), the budget curve and per-query metrics; return the metrics."""
+    n_subsets = params.n_subsets(config, dataset.n_points)
+    direction = config["estimation"]["direction"]
+    metrics = {
+        "n_submodels": int(len(behaviours.subsets)),
+        "n_excluded": len(behaviours.excluded),
+        "n_points": dataset.n_points,
+        "n_queries": len(estimates.names),
+        "fdr_target": config["estimation"]["fdr"],
+        "knockoff_plus": config["estimation"]["knockoff_plus"],
+        "lambda_rule": config["estimation"]["lambda_rule"],
+        "semivalue": estimates.semivalue,
+        "n_selected": float(estimates.selected.sum(axis=1).mean()),
+        "run_fingerprint": provenance.run_fingerprint(config, dataset.fingerprint(), masks,
+                                                      n_subsets),
+        "precision": None,
+        "recall": None,
+        "topk_precision": None,
+    }
+    truth = dataset.ground_truth
+    if truth is not None and len(truth):
+        per_query = query_metrics(estimates, truth, direction)
+        curve = budget_curve(config, masks, behaviours, estimates, truth, n_subsets)
+        metrics.update({key: round(float(per_query[key].mean()), 6)
+                        for key in ("precision", "recall", "topk_precision")})
+        metrics["n_true"] = int(len(truth))
+    else:
+        per_query = pd.DataFrame({"query": estimates.names,
+                                  "n_selected": estimates.selected.sum(axis=1)})
+        curve = pd.DataFrame(columns=["fraction", "n_submodels", "precision", "recall",
+                                      "topk_precision", "n_selected"])
+    for frame, path in ((per_query, per_query_path), (curve, curve_path)):
+        with atomic_path(path, suffix=".csv") as tmp:
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+    atomic_write_json(metrics_path, metrics)
+    return metrics

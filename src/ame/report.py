@@ -1,0 +1,152 @@
+"""The human-readable report: report.md with PNG plots of the budget curve, the AME distribution
+with the ground truth marked, and the top-attributed training images of each query."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ame.data import Dataset  # noqa: E402
+from ame.results import Estimates  # noqa: E402
+from ame.store import atomic_path, atomic_write_text  # noqa: E402
+
+N_TOP_IMAGES = 8
+N_QUERIES_SHOWN = 4
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_budget_curve(curve: pd.DataFrame, fdr: float, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for column, label in (("precision", f"precision (knockoffs, FDR {fdr})"),
+                          ("recall", "recall"), ("topk_precision", "top-k precision")):
+        ax.plot(curve["n_submodels"], curve[column], marker="o", label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("number of submodels (budget prefix)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Detection of the true points vs budget (mean over queries)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_ame_distribution(estimates: Estimates, truth: np.ndarray | None, path: Path) -> None:
+    q = len(estimates.names) - 1  # the aggregate query when there is one, else the last query
+    ame = estimates.ame[q]
+    is_true = np.zeros(len(ame), dtype=bool)
+    if truth is not None:
+        is_true[truth] = True
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    bins = np.linspace(ame.min(), ame.max(), 60)
+    ax.hist(ame[~is_true], bins=bins, color="tab:gray", label="other training points")
+    if is_true.any():
+        ax.hist(ame[is_true], bins=bins, color="tab:red", alpha=0.8, label="ground truth (poisons)")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"AME on {estimates.names[q]} (behaviour units)")
+    ax.set_ylabel("training points")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_top_images(dataset: Dataset, estimates: Estimates, truth: np.ndarray | None,
+                    path: Path) -> None:
+    """Each row: a query image, then its top-attributed training images (red frame: true)."""
+    shape = dataset.meta.get("input_shape", list(dataset.X_train.shape[1:]))
+    queries = [q for q, name in enumerate(estimates.names) if name != "aggregate"][:N_QUERIES_SHOWN]
+    if not queries or len(shape) not in (2, 3):
+        return
+    fig, axes = plt.subplots(len(queries), N_TOP_IMAGES + 1,
+                             figsize=(1.2 * (N_TOP_IMAGES + 1), 1.35 * len(queries)), squeeze=False)
+    true_set = set() if truth is None else set(truth.tolist())
+
+    def show(ax, image, title, frame=None):
+        image = np.asarray(image).reshape(shape)
+        if image.ndim == 3:  # channels first -> last, scaled for display
+            image = np.moveaxis(image, 0, -1)
+            image = (image - image.min()) / max(float(np.ptp(image)), 1e-8)
+        ax.imshow(image, cmap="gray_r" if image.ndim == 2 else None)
+        ax.set_title(title, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if frame:
+            for spine in ax.spines.values():
+                spine.set_edgecolor(frame)
+                spine.set_linewidth(2.5)
+
+    for row, q in enumerate(queries):
+        show(axes[row, 0], dataset.X_query[int(estimates.names[q].split("_")[1])],
+             estimates.names[q], "tab:blue")
+        for col, point in enumerate(np.argsort(-estimates.ame[q], kind="stable")[:N_TOP_IMAGES]):
+            show(axes[row, col + 1], dataset.X_train[point],
+                 f"#{point} {estimates.ame[q, point]:.3f}",
+                 "tab:red" if point in true_set else None)
+    _save(fig, path)
+
+
+def write_report(config: dict, dataset_path, estimates_path, metrics_path, curve_path,
+                 per_query_path, out, plots_dir) -> None:
+    dataset = Dataset.load(dataset_path)
+    estimates = Estimates.load(estimates_path)
+    metrics = json.loads(Path(metrics_path).read_text())
+    curve = pd.read_csv(curve_path)
+    per_query = pd.read_csv(per_query_path)
+    plots_dir = Path(plots_dir)
+    truth = dataset.ground_truth
+    fdr = config["estimation"]["fdr"]
+    plots = {"ame_distribution.png": lambda p: plot_ame_distribution(estimates, truth, p),
+             "top_images.png": lambda p: plot_top_images(dataset, estimates, truth, p)}
+    if len(curve):
+        plots["budget_curve.png"] = lambda p: plot_budget_curve(curve, fdr, p)
+    for name, draw in plots.items():
+        draw(plots_dir / name)
+    rel = Path(plots_dir).relative_to(Path(out).parent) if Path(plots_dir).is_relative_to(
+        Path(out).parent) else Path(plots_dir)
+    summary = pd.DataFrame([{k: metrics[k] for k in ("n_submodels", "n_points", "n_queries",
+                                                     "fdr_target", "precision", "recall",
+                                                     "topk_precision")}])
+    lines = [
+        "# AME report",
+        "",
+        f"Dataset: **{dataset.meta.get('name')}** ({dataset.n_points} training points, "
+        f"{len(estimates.names)} queries). Design: **{config['sampling']['design']}**; "
+        f"estimand: {estimates.semivalue}. Behaviour: {config['behaviour']['kind']} of the "
+        "query's class. AMEs are in the behaviour's own units.",
+        "",
+        "## Summary (mean over queries)",
+        "",
+        summary.to_markdown(index=False),
+        "",
+        f"Selection: {'Knockoff+' if config['estimation']['knockoff_plus'] else 'Knockoff'} at "
+        f"target FDR {fdr}, direction {config['estimation']['direction']}; "
+        f"{metrics['n_excluded']} submodels excluded as diverged. "
+        f"Run fingerprint `{metrics['run_fingerprint'][:16]}`.",
+        "",
+    ]
+    if truth is not None and len(curve):
+        lines += ["## Precision and recall vs budget", "",
+                  curve.to_markdown(index=False, floatfmt=".3f"), "",
+                  f"![budget curve]({rel / 'budget_curve.png'})", ""]
+    lines += ["## Per query", "", per_query.to_markdown(index=False, floatfmt=".3f"), "",
+              "## AME distribution", "", f"![AME distribution]({rel / 'ame_distribution.png'})", ""]
+    if (plots_dir / "top_images.png").exists():
+        lines += ["## Top-attributed training images", "",
+                  "Query image first (blue), then the training points with the largest AME; "
+                  "red frames mark ground-truth points.", "",
+                  f"![top images]({rel / 'top_images.png'})", ""]
+    top = np.argsort(-estimates.ame, axis=1, kind="stable")[:, :5]
+    lines += ["## Top points per query", "", "| query | top points (AME) |", "|---|---|"]
+    for q, name in enumerate(estimates.names):
+        cells = ", ".join(f"{p} ({estimates.ame[q, p]:.4f})" for p in top[q])
+        lines.append(f"| {name} | {cells} |")
+    atomic_write_text(out, "\n".join(lines) + "\n")

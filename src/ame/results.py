@@ -1,0 +1,75 @@
+"""The estimate artifact: AMEs, standard errors and selections, as arrays and as a CSV table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ame.estimate import AMEEstimator
+from ame.store import atomic_path, atomic_savez, load_npz
+
+
+def estimator_from_params(config: dict) -> AMEEstimator:
+    e = config["estimation"]
+    return AMEEstimator(lambda_rule=e["lambda_rule"], n_folds=e["n_folds"],
+                        n_lambdas=e["n_lambdas"], lambda_min_ratio=e["lambda_min_ratio"],
+                        knockoffs=e["knockoffs"], fdr=e["fdr"], knockoff_plus=e["knockoff_plus"],
+                        n_bootstrap=e["n_bootstrap"], random_state=e["random_state"])
+
+
+def selection(estimator: AMEEstimator, config: dict) -> np.ndarray:
+    """Selected points per query: knockoff selection at the target FDR, else the LASSO support."""
+    e = config["estimation"]
+    if e["knockoffs"]:
+        return estimator.select(fdr=e["fdr"], direction=e["direction"])
+    sign = 1.0 if e["direction"] == "positive" else -1.0
+    return sign * estimator.ame_ > 0
+
+
+@dataclass
+class Estimates:
+    """AMEs of shape (n_queries, n_points) in the behaviour's units, with their selections."""
+
+    ame: np.ndarray
+    stderr: np.ndarray | None
+    selected: np.ndarray
+    lambdas: np.ndarray
+    names: list[str]
+    semivalue: str
+
+    @classmethod
+    def from_estimator(cls, estimator: AMEEstimator, config: dict, names: list[str]) -> Estimates:
+        return cls(np.asarray(estimator.ame_), estimator.stderr_, selection(estimator, config),
+                   np.asarray(estimator.lambda_), names, estimator.semivalue_)
+
+    def table(self) -> pd.DataFrame:
+        n_queries, n_points = self.ame.shape
+        frame = pd.DataFrame({
+            "query": np.repeat(self.names, n_points),
+            "point": np.tile(np.arange(n_points), n_queries),
+            "ame": self.ame.ravel(),
+        })
+        if self.stderr is not None:
+            frame["stderr"] = self.stderr.ravel()
+        frame["selected"] = self.selected.ravel()
+        return frame
+
+    def save(self, path: str | Path, scores_path: str | Path) -> None:
+        arrays = {"ame": self.ame, "selected": self.selected, "lambdas": self.lambdas,
+                  "meta": np.array(json.dumps({"names": self.names, "semivalue": self.semivalue}))}
+        if self.stderr is not None:
+            arrays["stderr"] = self.stderr
+        with atomic_path(scores_path, suffix=".csv") as tmp:
+            self.table().to_csv(tmp, index=False, float_format="%.8g")
+        atomic_savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Estimates:
+        a = load_npz(path, required=("ame", "selected", "lambdas", "meta"))
+        meta = json.loads(str(a["meta"]))
+        return cls(a["ame"], a.get("stderr"), a["selected"], a["lambdas"], meta["names"],
+                   meta["semivalue"])

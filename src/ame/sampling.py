@@ -1,0 +1,231 @@
+"""Random subset designs: which training points each submodel sees.
+
+Subset ``i`` is drawn from its own generator seeded by ``(seed, i)``, so growing the budget keeps
+every earlier subset bit-identical and the submodels already trained stay valid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DESIGNS = ("grid", "fixed", "uniform", "shapley", "beta")
+DISCRETE_DESIGNS = ("grid", "fixed")
+DEFAULT_GRID = (0.2, 0.4, 0.6, 0.8)
+
+
+@dataclass(frozen=True)
+class Design:
+    """A distribution over the inclusion probability p of a subset.
+
+    Parameters
+    ----------
+    name : {"grid", "fixed", "uniform", "shapley", "beta"}
+        ``grid``: p uniform on ``p_values``; ``fixed``: p = ``p`` (0.5 gives Banzhaf);
+        ``uniform``: p ~ U(0, 1); ``shapley``: density proportional to 1/(p(1-p)) on
+        [eps, 1-eps] (uniform in logit space); ``beta``: p ~ Beta(beta_a, beta_b).
+    """
+
+    name: str = "grid"
+    p_values: tuple[float, ...] = DEFAULT_GRID
+    p: float = 0.5
+    eps: float = 0.01
+    beta_a: float = 1.0
+    beta_b: float = 1.0
+
+    def __post_init__(self):
+        if self.name not in DESIGNS:
+            raise ValueError(f"design: unknown design {self.name!r}; choose one of {DESIGNS}")
+        if self.name == "grid":
+            if not self.p_values or any(not 0.0 < v < 1.0 for v in self.p_values):
+                raise ValueError(f"p_values: every value must lie in (0, 1), got {self.p_values}")
+        if self.name == "fixed" and not 0.0 < self.p < 1.0:
+            raise ValueError(f"p: must lie in (0, 1), got {self.p}")
+        if self.name == "shapley" and not 0.0 < self.eps < 0.5:
+            raise ValueError(f"eps: must lie in (0, 0.5), got {self.eps}")
+        if self.name == "beta" and not (self.beta_a > 0 and self.beta_b > 0):
+            raise ValueError(f"beta_a, beta_b: must be positive, got {self.beta_a}, {self.beta_b}")
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.name in DISCRETE_DESIGNS
+
+    def draw_p(self, rng: np.random.Generator) -> float:
+        if self.name == "grid":
+            return float(self.p_values[rng.integers(len(self.p_values))])
+        if self.name == "fixed":
+            return float(self.p)
+        if self.name == "uniform":
+            return float(rng.uniform(0.0, 1.0))
+        if self.name == "shapley":
+            lo, hi = _logit(self.eps), _logit(1.0 - self.eps)
+            return float(1.0 / (1.0 + math.exp(-rng.uniform(lo, hi))))
+        return float(rng.beta(self.beta_a, self.beta_b))
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "p_values": list(self.p_values),
+            "p": self.p,
+            "eps": self.eps,
+            "beta_a": self.beta_a,
+            "beta_b": self.beta_b,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Design:
+        return cls(
+            name=d.get("name", d.get("design", "grid")),
+            p_values=tuple(d.get("p_values", DEFAULT_GRID)),
+            p=float(d.get("p", 0.5)),
+            eps=float(d.get("eps", 0.01)),
+            beta_a=float(d.get("beta_a", 1.0)),
+            beta_b=float(d.get("beta_b", 1.0)),
+        )
+
+
+def _logit(x: float) -> float:
+    return math.log(x / (1.0 - x))
+
+
+def budget_from_sparsity(n_points: int, c: float, k: int) -> int:
+    """The paper's budget rule m = round(c * k * log2 N)."""
+    if c <= 0 or k <= 0:
+        raise ValueError(f"c and k: must be positive, got c={c}, k={k}")
+    if n_points < 2:
+        raise ValueError(f"n_points: need at least 2 training points, got {n_points}")
+    return max(1, round(c * k * math.log2(n_points)))
+
+
+def subset_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
+    """Generator for subset ``index``; ``stream`` separates independent draws (e.g. knockoffs)."""
+    return np.random.default_rng([int(seed), int(index), int(stream)])
+
+
+def sample_subset(n_points: int, index: int, design: Design, seed: int) -> tuple[np.ndarray, float]:
+    """Draw subset ``index``: its inclusion probability, then one Bernoulli(p) bit per point."""
+    rng = subset_rng(seed, index)
+    p = design.draw_p(rng)
+    return rng.random(n_points) < p, p
+
+
+def sample_subsets(
+    n_points: int,
+    n_subsets: int | None = None,
+    *,
+    design: str | Design = "grid",
+    seed: int = 0,
+    c: float | None = None,
+    k: int | None = None,
+    start: int = 0,
+    **design_kwargs,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw random training subsets.
+
+    Parameters
+    ----------
+    n_points : int
+        Number of training points N.
+    n_subsets : int, optional
+        Number of subsets m. Alternatively give ``c`` and ``k`` (m = round(c k log2 N)).
+    design : str or Design
+        Name of the p-design (see :class:`Design`); extra keyword arguments (``p_values``, ``p``,
+        ``eps``, ``beta_a``, ``beta_b``) configure it.
+    seed : int
+        Subset ``i`` depends only on ``(seed, i)``.
+    start : int
+        Index of the first subset to draw (to draw subsets ``start .. start + n_subsets - 1``).
+
+    Returns
+    -------
+    masks : ndarray of bool, shape (n_subsets, n_points)
+    p : ndarray of float, shape (n_subsets,)
+    """
+    if not isinstance(design, Design):
+        design = Design(name=design, **design_kwargs)
+    elif design_kwargs:
+        raise TypeError("pass design settings either in a Design or as keywords, not both")
+    if n_points < 1:
+        raise ValueError(f"n_points: must be positive, got {n_points}")
+    if n_subsets is None:
+        if c is None or k is None:
+            raise ValueError("give the budget as n_subsets, or as both c and k")
+        n_subsets = budget_from_sparsity(n_points, c, k)
+    elif c is not None or k is not None:
+        raise ValueError("give the budget as n_subsets or as c and k, not both")
+    if n_subsets < 1:
+        raise ValueError(f"n_subsets: must be positive, got {n_subsets}")
+    masks = np.empty((n_subsets, n_points), dtype=bool)
+    p = np.empty(n_subsets)
+    for row in range(n_subsets):
+        masks[row], p[row] = sample_subset(n_points, start + row, design, seed)
+    return masks, p
+
+
+def pack_masks(masks: np.ndarray) -> np.ndarray:
+    """Bit-pack boolean masks row by row (8 points per byte, little bit order)."""
+    return np.packbits(np.asarray(masks, dtype=bool), axis=1, bitorder="little")
+
+
+def unpack_masks(packed: np.ndarray, n_points: int) -> np.ndarray:
+    return np.unpackbits(packed, axis=1, count=n_points, bitorder="little").astype(bool)
+
+
+@dataclass
+class MaskSet:
+    """Masks, their p values and how they were drawn: the sampling artifact."""
+
+    packed: np.ndarray
+    p: np.ndarray
+    n_points: int
+    design: Design
+    seed: int
+
+    @property
+    def n_subsets(self) -> int:
+        return len(self.p)
+
+    @property
+    def masks(self) -> np.ndarray:
+        return unpack_masks(self.packed, self.n_points)
+
+    def mask(self, index: int) -> np.ndarray:
+        return unpack_masks(self.packed[index : index + 1], self.n_points)[0]
+
+    def head(self, n_subsets: int) -> MaskSet:
+        """The first ``n_subsets`` subsets (a budget prefix)."""
+        return MaskSet(self.packed[:n_subsets], self.p[:n_subsets], self.n_points, self.design, self.seed)
+
+    def meta(self) -> dict:
+        return {
+            "n_points": self.n_points,
+            "n_subsets": self.n_subsets,
+            "seed": self.seed,
+            "design": self.design.to_dict(),
+        }
+
+    @classmethod
+    def draw(cls, n_points: int, n_subsets: int, design: Design, seed: int) -> MaskSet:
+        masks, p = sample_subsets(n_points, n_subsets, design=design, seed=seed)
+        return cls(pack_masks(masks), p, n_points, design, seed)
+
+    def save(self, path: str | Path) -> None:
+        from ame.store import atomic_savez
+
+        atomic_savez(path, packed_masks=self.packed, p=self.p, meta=np.array(json.dumps(self.meta())))
+
+    @classmethod
+    def load(cls, path: str | Path) -> MaskSet:
+        from ame.store import load_npz
+
+        arrays = load_npz(path, required=("packed_masks", "p", "meta"))
+        meta = json.loads(str(arrays["meta"]))
+        packed, p, n_points = arrays["packed_masks"], arrays["p"], int(meta["n_points"])
+        if packed.shape != (len(p), (n_points + 7) // 8):
+            raise ValueError(f"{path}: packed masks of shape {packed.shape} do not match "
+                             f"{len(p)} subsets of {n_points} points")
+        return cls(packed, p, n_points, Design.from_dict(meta["design"]), int(meta["seed"]))
