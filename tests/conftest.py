@@ -1,0 +1,77 @@
+"""Shared fixtures: a throw-away copy of the workflow with a tiny configuration."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "profiles", "src")
+BIN = Path(sys.executable).parent
+
+TINY = {
+    "sampling": {"n_subsets": 40},
+    "training": {"steps": 20, "subsets_per_job": 10},
+    "behaviour": {"n_queries": 2},
+    "estimation": {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 30},
+    "evaluation": {"budget_fractions": [0.5, 1.0]},
+}
+
+
+def write_params(workdir: Path, overrides: dict) -> dict:
+    """Apply ``{section: {key: value}}`` overrides to the workspace's params.yaml."""
+    path = workdir / "params.yaml"
+    config = yaml.safe_load(path.read_text())
+    for section, values in overrides.items():
+        config[section].update(values)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return config
+
+
+def make_workspace(path: Path, overrides: dict | None = None, tiny: bool = True,
+                   git: bool = False) -> Path:
+    """Copy the workflow to ``path`` with the TINY settings (unless ``tiny`` is false), then
+    ``overrides``; with ``git``, make it a git + DVC repository."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, path / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, path / name)
+    shutil.copy2(REPO / ".gitignore", path / ".gitignore")
+    write_params(path, TINY if tiny else {})
+    write_params(path, overrides or {})
+    if git:
+        run(["git", "init", "-q"], path)
+        run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty",
+             "-m", "init"], path)
+        run(["dvc", "init", "-q"], path)
+    return path
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command with the project's environment first on PATH; return its output."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("SNAKEMAKE_PROFILE", None)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+    return result
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return run(["snakemake", *args, "--cores", "2"], workdir, check=check)
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    return make_workspace(tmp_path / "ws")

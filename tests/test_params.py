@@ -1,0 +1,69 @@
+import copy
+
+import pytest
+
+from ame import params
+
+
+@pytest.fixture
+def config():
+    return params.load("params.yaml")
+
+
+def test_shipped_params_are_valid(config):
+    assert config["sampling"]["design"] == "grid"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("training", "stepz", 10, r"unknown key training\.stepz; allowed keys: .*steps"),
+        ("sampling", "design", "grd", r"sampling\.design: 'grd' is not allowed; choose one of"),
+        ("sampling", "p_values", [0.2, 1.2], r"sampling\.p_values\.1"),
+        ("sampling", "p", 0.0, r"sampling\.p: 0\.0"),
+        ("sampling", "n_subsets", 0, r"sampling\.n_subsets: 0 is less than the minimum of 1"),
+        ("sampling", "c", -2, r"sampling\.c"),
+        ("sampling", "eps", 0.6, r"sampling\.eps"),
+        ("training", "model", "resnet1000", r"training\.model: 'resnet1000' is not allowed"),
+        ("dataset", "name", "imagenet", r"dataset\.name: 'imagenet' is not allowed"),
+        ("training", "steps", "many", r"training\.steps: 'many' is not of type 'integer'"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_key(config, section, key, value, message):
+    bad = copy.deepcopy(config)
+    bad[section][key] = value
+    with pytest.raises(params.ParamsError, match=message) as info:
+        params.validate(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_section_and_npz_without_path(config):
+    bad = copy.deepcopy(config)
+    del bad["training"]
+    with pytest.raises(params.ParamsError, match="'training' is a required property"):
+        params.validate(bad)
+    bad = copy.deepcopy(config)
+    bad["dataset"]["name"] = "npz"
+    with pytest.raises(params.ParamsError, match="dataset.path: required"):
+        params.validate(bad)
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(params.ParamsError, match="params file not found"):
+        params.load(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sampling: [unclosed\n")
+    with pytest.raises(params.ParamsError, match="not valid YAML"):
+        params.load(broken)
+
+
+def test_budget_and_run_key(config):
+    assert params.n_subsets(config, 1437) == round(4 * 30 * 10.4888)  # c k log2 N
+    assert params.n_trained(config, 1437) % config["training"]["subsets_per_job"] == 0
+    grown = copy.deepcopy(config)
+    grown["sampling"]["n_subsets"] = 5000
+    grown["training"]["subsets_per_job"] = 1
+    assert params.run_key(grown) == params.run_key(config)  # budget/packing keep submodels
+    reseeded = copy.deepcopy(config)
+    reseeded["sampling"]["seed"] = 1
+    assert params.run_key(reseeded) != params.run_key(config)

@@ -1,0 +1,57 @@
+"""End-to-end: the real Snakemake and DVC on a tiny configuration."""
+
+import json
+import re
+
+import pytest
+
+from conftest import make_workspace, run, snakemake, write_params
+
+pytestmark = pytest.mark.slow
+
+
+def jobs_run(output: str, rule: str) -> int:
+    """Number of jobs of ``rule`` Snakemake reported in its job stats table."""
+    match = re.search(rf"^{rule}\s+(\d+)$", output, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def test_snakemake_run_then_nothing_to_do_then_grow_budget(workspace):
+    first = snakemake(workspace)
+    assert jobs_run(first.stderr + first.stdout, "train") == 4
+    metrics = json.loads((workspace / "results/metrics.json").read_text())
+    assert metrics["n_submodels"] == 40 and metrics["n_queries"] == 3
+    assert metrics["n_points"] == 1437 and metrics["fdr_target"] == 0.1
+    for key in ("precision", "recall", "topk_precision"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert (workspace / "results/report.md").read_text().startswith("# AME report")
+    for plot in ("budget_curve.png", "ame_distribution.png", "top_images.png"):
+        assert (workspace / "results/plots" / plot).stat().st_size > 1000
+
+    assert "Nothing to be done" in snakemake(workspace, "-n").stdout
+
+    write_params(workspace, {"sampling": {"n_subsets": 60}})
+    dry = snakemake(workspace, "-n")
+    assert jobs_run(dry.stdout, "train") == 2  # only the two new packs of 10
+    snakemake(workspace)
+    metrics = json.loads((workspace / "results/metrics.json").read_text())
+    assert metrics["n_submodels"] == 60
+
+
+def test_dvc_repro_runs_everything_then_nothing(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", git=True)
+    first = run(["dvc", "repro"], workspace)
+    assert "Running stage 'train'" in first.stdout
+    metrics = json.loads((workspace / "results/metrics.json").read_text())
+    assert metrics["n_submodels"] == 40
+    second = run(["dvc", "repro"], workspace)
+    assert "Data and pipelines are up to date" in second.stdout
+    assert "Running stage" not in second.stdout
+
+
+def test_bad_params_stop_the_workflow_with_one_line(workspace):
+    write_params(workspace, {"sampling": {"design": "grd"}})
+    result = snakemake(workspace, "-n", check=False)
+    assert result.returncode != 0
+    assert "sampling.design: 'grd' is not allowed" in result.stderr + result.stdout
+    assert not (workspace / "results").exists()
