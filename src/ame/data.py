@@ -1,4 +1,5 @@
-"""Datasets: the bundled digits backdoor scenario and user ``.npz`` files, in one prepared format.
+"""Datasets: the bundled digits backdoor scenario, user ``.npz`` files and the paper's CIFAR-10
+backdoor (``ame.cifar``), in one prepared format.
 
 The prepared dataset holds training points, query points (the inputs whose behaviour we explain)
 and, when known, the ground-truth indices of the training points that should matter. Ground truth
@@ -173,6 +174,10 @@ def build(config: dict) -> Dataset:
     if d["name"] == "digits":
         return digits_backdoor(d["seed"], d["test_fraction"], d["n_poisons"], d["target_class"],
                                d["trigger_size"], d["trigger_value"])
+    if d["name"] == "cifar10":
+        from ame import cifar  # imports this module
+
+        return cifar.build(d)
     return load_user_npz(d["path"])
 
 
@@ -181,6 +186,10 @@ def n_training_points(config: dict) -> int:
     d = config["dataset"]
     if d["name"] == "digits":
         return len(split_digits(d["seed"], d["test_fraction"])[2])
+    if d["name"] == "cifar10":
+        from ame import cifar
+
+        return cifar.n_training_points(d)
     path = Path(d["path"])
     if not path.is_file():
         raise ArtifactError(f"dataset.path: {path} not found")

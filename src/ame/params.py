@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from ame.recipe import training_problem
 from ame.sampling import Design, budget_from_sparsity
 
 #: Settings that change a submodel's training data or recipe. Budget, packing and device do not:
@@ -23,7 +24,8 @@ SUBMODEL_SETTINGS = {
     "dataset": None,
     "sampling": ("design", "p_values", "p", "eps", "beta_a", "beta_b", "seed"),
     "training": ("model", "hidden", "steps", "batch_size", "optimizer", "lr", "weight_decay",
-                 "seed_policy", "seed", "save_weights"),
+                 "seed_policy", "seed", "save_weights", "momentum", "nesterov", "lr_schedule",
+                 "label_smoothing", "augment", "precision"),
 }
 INDEX_DIGITS = 6  # subset files are named subset_000123: up to a million subsets
 
@@ -58,8 +60,12 @@ def validate(config: dict) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise ParamsError(_describe(errors[0]))
-    if config["dataset"]["name"] == "npz" and not config["dataset"]["path"]:
-        raise ParamsError("dataset.path: required when dataset.name is npz")
+    name = config["dataset"]["name"]
+    if name in ("npz", "cifar10") and not config["dataset"]["path"]:
+        raise ParamsError(f"dataset.path: required when dataset.name is {name}")
+    problem = training_problem(config["training"])
+    if problem:
+        raise ParamsError(f"training.{problem}")
     try:
         design(config)
     except ValueError as err:
