@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,6 +71,24 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     return run(["snakemake", *args, "--cores", "2"], workdir, check=check)
+
+
+def jobs_run(output: str, rule: str) -> int:
+    """Number of jobs of ``rule`` in a Snakemake job stats table (0 when the rule ran none)."""
+    match = re.search(rf"^{rule}\s+(\d+)$", output, re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def file_state(root: Path, *folders: str) -> dict[str, tuple[int, int, int]]:
+    """(inode, size, mtime in ns) of every file under ``root/folder``, by path relative to root:
+    equal states mean nothing was created, rewritten or removed there."""
+    state = {}
+    for folder in folders:
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                st = path.stat()
+                state[str(path.relative_to(root))] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return state
 
 
 @pytest.fixture

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ame import provenance
 from ame.data import Dataset
 from ame.sampling import MaskSet
 from ame.store import ArtifactError, atomic_savez, load_npz
-from ame.train import submodel_path
 
 log = logging.getLogger(__name__)
 KINDS = ("probability", "logit_margin", "log_probability")
@@ -27,6 +25,8 @@ KINDS = ("probability", "logit_margin", "log_probability")
 
 def reduce_logits(logits: np.ndarray, classes: np.ndarray, kind: str) -> np.ndarray:
     """Behaviour of each query from logits of shape (..., n_query_points, n_classes)."""
+    import torch  # here, not at the top: the workflow imports this module at start-up
+
     z = torch.as_tensor(logits, dtype=torch.float64)
     idx = torch.as_tensor(classes).expand(z.shape[:-1]).unsqueeze(-1)
     if kind == "probability":
@@ -44,13 +44,31 @@ def query_names(n_queries: int, aggregate: bool) -> list[str]:
     return [f"query_{q}" for q in range(n_queries)] + (["aggregate"] if aggregate else [])
 
 
+def check_n_queries(n_queries: int, n_query_points: int) -> None:
+    if n_queries > n_query_points:
+        raise ValueError(f"behaviour.n_queries: {n_queries} exceeds the {n_query_points} "
+                         "query points of the dataset")
+
+
+def n_query_points(config: dict) -> int:
+    """Query points of the configured dataset, known before it is prepared (start-up check)."""
+    from ame import data
+
+    d = config["dataset"]
+    if d["name"] == "npz":
+        return data._npz_header_shape(Path(d["path"]), "X_query")[0]
+    if d["name"] == "cifar10":
+        from ame import cifar
+
+        return cifar.N_QUERIES
+    return len(data.build(config).y_query)
+
+
 def behaviour_matrix(logits: np.ndarray, y_query: np.ndarray, settings: dict) -> np.ndarray:
     """Y of shape (n_subsets, n_queries [+ 1 aggregate]) from logits (n_subsets, Qp, C)."""
     per_point = reduce_logits(logits, y_query, settings["kind"])
     n_queries = settings["n_queries"]
-    if n_queries > per_point.shape[1]:
-        raise ValueError(f"behaviour.n_queries: {n_queries} exceeds the {per_point.shape[1]} "
-                         "query points of the dataset")
+    check_n_queries(n_queries, per_point.shape[1])
     columns = [per_point[:, :n_queries]]
     if settings["aggregate"]:
         columns.append(per_point.mean(axis=1, keepdims=True))
@@ -87,6 +105,8 @@ def gather(config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int,
 
     Diverged submodels (non-finite outputs after a retry) are excluded and listed.
     """
+    from ame.train import submodel_path  # imports torch
+
     if masks.n_points != dataset.n_points:
         raise ArtifactError(f"mask artifact covers {masks.n_points} points but the dataset has "
                             f"{dataset.n_points}")
@@ -98,11 +118,16 @@ def gather(config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int,
     logits, kept, excluded = [], [], []
     for index in range(n_subsets):
         path = submodel_path(submodel_dir, index)
-        arrays = load_npz(path, required=("logits", "fingerprint"))
+        try:
+            arrays = load_npz(path, required=("logits", "fingerprint"))
+        except ArtifactError as err:
+            raise ArtifactError(f"subset {index}: {err}") from err
         try:
             recorded = json.loads(str(arrays["fingerprint"]))
-        except json.JSONDecodeError as err:
-            raise ArtifactError(f"{path}: unreadable fingerprint") from err
+        except json.JSONDecodeError:
+            recorded = None
+        if not isinstance(recorded, dict):
+            raise ArtifactError(f"subset {index} ({path}): unreadable fingerprint")
         expected = provenance.submodel_fingerprint(config, dataset_fp, masks, index)
         problem = provenance.mismatch(recorded, expected)
         if problem:

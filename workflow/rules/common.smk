@@ -2,6 +2,7 @@
 import math
 import sys
 
+from ame import behaviours as ame_behaviours
 from ame import data as ame_data
 from ame import params as ame_params
 from ame.params import INDEX_DIGITS
@@ -17,6 +18,8 @@ try:
             "(or use dvc exp run --set-param) instead"
         )
     N_POINTS = ame_data.n_training_points(config)
+    ame_behaviours.check_n_queries(config["behaviour"]["n_queries"],
+                                   ame_behaviours.n_query_points(config))
 except ValueError as err:
     sys.exit(f"ame: error in {PARAMS}: {err}")
 
