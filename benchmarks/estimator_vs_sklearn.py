@@ -1,0 +1,113 @@
+"""Our batched CV-LASSO solver against a per-query scikit-learn ``LassoCV`` loop, same problem.
+
+m = 1,000 subsets, N = 5,000 points with knockoffs (10,000 columns), Q = 20 behaviours. Both
+solve the identical problem: the float32 design the estimator builds, standardized once (so one
+bucket and per-fold intercepts match ``fit_intercept=True``), the same K folds (passed to LassoCV
+as a list of splits) and the same per-query penalties. Our path stops ``patience`` steps after
+every query's CV minimum; scikit-learn gets exactly the penalties we solved, so it solves the same
+problems but cannot skip the rest. scikit-learn is timed on a few queries and extrapolated per
+query to all Q (stated in the output).
+
+Run: .venv/bin/python benchmarks/estimator_vs_sklearn.py [--sklearn-queries 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+from sklearn.linear_model import LassoCV
+
+from ame.estimate import featurize
+from ame.sampling import sample_subsets
+from ame.solver import kfold_weights, lambda_max, lasso_path, sparse_to_dense
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subsets", type=int, default=1000)
+    parser.add_argument("--points", type=int, default=5000)
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--noise", type=float, default=0.2)
+    parser.add_argument(
+        "--tol", type=float, default=1e-5, help="our KKT tolerance (relative to λ_max)"
+    )
+    parser.add_argument("--sklearn-tol", type=float, default=1e-7)
+    parser.add_argument("--sklearn-queries", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (sklearn's CD: 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    m, N, Q, K = args.subsets, args.points, args.queries, args.folds
+
+    masks, p = sample_subsets(N, m, design="grid", seed=0)
+    planted = rng.choice(N, size=10, replace=False)
+    true = np.zeros((Q, N))
+    true[:, planted] = rng.uniform(0.05, 0.2, size=(Q, 10))
+    Y = masks @ true.T + args.noise * rng.standard_normal((m, Q))
+    X = featurize(masks, p, N, "inverse", knockoff_seed=0)
+    X = (X - X.mean(0)) / X.std(0, unbiased=False)  # standardized once: one bucket, no rescaling
+    Yt = torch.as_tensor(Y)
+    lambdas = lambda_max(X, Yt)[None, :] * torch.as_tensor(np.geomspace(1.0, 0.01, 100))[:, None]
+    weights, held_out = kfold_weights(m, K, np.random.default_rng(0))
+    splits = [(np.flatnonzero(~held_out[:, k]), np.flatnonzero(held_out[:, k])) for k in range(K)]
+
+    t0 = time.perf_counter()
+    path = lasso_path(
+        X,
+        Yt,
+        torch.as_tensor(weights),
+        lambdas,
+        held_out=torch.as_tensor(held_out),
+        keep_path=K,
+        tol=args.tol,
+        patience=10,
+    )
+    ours = time.perf_counter() - t0
+    steps = len(path.lambdas)
+    our_index = path.cv_mse.mean(1).argmin(0)
+
+    X64 = X.double().numpy()
+    n_sk = min(args.sklearn_queries, Q)
+    t0 = time.perf_counter()
+    fits = [
+        LassoCV(alphas=path.lambdas[:, q], cv=splits, tol=args.sklearn_tol, max_iter=100_000).fit(
+            X64, Y[:, q]
+        )
+        for q in range(n_sk)
+    ]
+    sk_per_query = (time.perf_counter() - t0) / n_sk
+
+    index_diff, coef_err, cv_err = [], [], []
+    for q, fit in enumerate(fits):
+        sk_index = int(np.argmin(np.abs(path.lambdas[:, q] - fit.alpha_)))
+        index_diff.append(abs(sk_index - int(our_index[q])))
+        coef = sparse_to_dense(path.path_index[sk_index], path.path_coef[sk_index], X.shape[1])[q]
+        coef_err.append(np.abs(coef - fit.coef_).max() / np.abs(fit.coef_).max())
+        cv_err.append(np.abs(path.cv_mse[:, :, q] - fit.mse_path_).max() / fit.mse_path_.max())
+
+    print(
+        f"problem: m={m}, columns={X.shape[1]} (N={N} + knockoffs), Q={Q}, {K} folds, "
+        f"{steps} penalties solved per query (of 100; patience 10)"
+    )
+    print(
+        f"CPU: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(f"ours: {ours:.1f} s for all {Q} queries ({ours / Q:.2f} s per query), tol={args.tol:g}")
+    print(
+        f"scikit-learn LassoCV: {sk_per_query:.1f} s per query, timed on {n_sk} queries, "
+        f"extrapolated to {Q}: {sk_per_query * Q:.0f} s (tol={args.sklearn_tol:g})"
+    )
+    print(f"speed ratio: {sk_per_query * Q / ours:.1f}x")
+    print(f"chosen λ_min index difference per compared query: {index_diff} (max {max(index_diff)})")
+    print(f"max |coef difference| / max |coef| at scikit-learn's λ: {max(coef_err):.2e}")
+    print(f"max relative difference of the CV error curves: {max(cv_err):.2e}")
+
+
+if __name__ == "__main__":
+    main()
