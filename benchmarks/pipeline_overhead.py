@@ -26,22 +26,30 @@ N_SUBSETS = 100
 
 
 def train_only(per_job: int, root: Path) -> dict:
-    ws = make_workspace(root / f"pack{per_job}",
-                        {"sampling": {"n_subsets": N_SUBSETS},
-                         "training": {"subsets_per_job": per_job}})
+    ws = make_workspace(
+        root / f"pack{per_job}",
+        {"sampling": {"n_subsets": N_SUBSETS}, "training": {"subsets_per_job": per_job}},
+    )
     run(["snakemake", "results/masks.npz", "--cores", "2"], ws)
     started = time.perf_counter()
     run(["snakemake", "submodels", "--cores", "2"], ws)
     wall = time.perf_counter() - started
-    job_seconds = sum(pd.read_csv(f, sep="\t")["s"].iloc[0]
-                      for f in ws.glob("logs/train/*/*.benchmark.tsv"))
-    train_seconds = sum(float(re.search(r"trained \d+ submodels in ([\d.]+)s", f.read_text())[1])
-                        for f in ws.glob("logs/train/*/*.log"))
+    job_seconds = sum(
+        pd.read_csv(f, sep="\t")["s"].iloc[0] for f in ws.glob("logs/train/*/*.benchmark.tsv")
+    )
+    train_seconds = sum(
+        float(re.search(r"trained \d+ submodels in ([\d.]+)s", f.read_text())[1])
+        for f in ws.glob("logs/train/*/*.log")
+    )
     n_jobs = N_SUBSETS // per_job
-    return {"subsets_per_job": per_job, "jobs": n_jobs, "wall_s": round(wall, 1),
-            "train_s_per_submodel": round(train_seconds / N_SUBSETS, 3),
-            "overhead_s_per_job": round((job_seconds - train_seconds) / n_jobs, 2),
-            "overhead_share": round(1 - train_seconds / job_seconds, 2)}
+    return {
+        "subsets_per_job": per_job,
+        "jobs": n_jobs,
+        "wall_s": round(wall, 1),
+        "train_s_per_submodel": round(train_seconds / N_SUBSETS, 3),
+        "overhead_s_per_job": round((job_seconds - train_seconds) / n_jobs, 2),
+        "overhead_share": round(1 - train_seconds / job_seconds, 2),
+    }
 
 
 def main() -> None:

@@ -35,16 +35,21 @@ def write_params(workdir: Path, overrides: dict) -> dict:
     return config
 
 
-def make_workspace(path: Path, overrides: dict | None = None, tiny: bool = True,
-                   git: bool = False) -> Path:
+def make_workspace(
+    path: Path, overrides: dict | None = None, tiny: bool = True, git: bool = False
+) -> Path:
     """Copy the workflow to ``path`` with the TINY settings (unless ``tiny`` is false), then
     ``overrides``; with ``git``, make it a git + DVC repository."""
     path.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, path / name, symlinks=True,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+            shutil.copytree(
+                source,
+                path / name,
+                symlinks=True,
+                ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+            )
         else:
             shutil.copy2(source, path / name)
     shutil.copy2(REPO / ".gitignore", path / ".gitignore")
@@ -52,8 +57,21 @@ def make_workspace(path: Path, overrides: dict | None = None, tiny: bool = True,
     write_params(path, overrides or {})
     if git:
         run(["git", "init", "-q"], path)
-        run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "--allow-empty",
-             "-m", "init"], path)
+        run(
+            [
+                "git",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "user.name=t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "init",
+            ],
+            path,
+        )
         run(["dvc", "init", "-q"], path)
     return path
 
@@ -64,8 +82,10 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
     env.pop("SNAKEMAKE_PROFILE", None)
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kwargs)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
     return result
 
 

@@ -8,12 +8,15 @@ from ame.store import ArtifactError
 def test_digits_backdoor_plants_trigger_and_labels():
     ds = data.digits_backdoor(seed=0, n_poisons=12, target_class=3, trigger_size=2)
     assert ds.n_points == data.n_training_points(
-        {"dataset": {"name": "digits", "seed": 0, "test_fraction": 0.2}})
+        {"dataset": {"name": "digits", "seed": 0, "test_fraction": 0.2}}
+    )
     poisons = ds.ground_truth
     assert len(poisons) == 12 and (ds.y_train[poisons] == 3).all()
     assert (ds.X_train[poisons][:, -2:, -2:] == 1.0).all()
     assert (ds.y_query == 3).all() and (ds.X_query[:, -2:, -2:] == 1.0).all()
-    assert ds.fingerprint() == data.digits_backdoor(seed=0, n_poisons=12, target_class=3).fingerprint()
+    assert (
+        ds.fingerprint() == data.digits_backdoor(seed=0, n_poisons=12, target_class=3).fingerprint()
+    )
 
 
 def test_prepared_dataset_round_trip(tmp_path):
@@ -33,8 +36,14 @@ def test_user_npz_is_read_and_checked(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(30, 4)).astype(np.float32)
     y = rng.integers(0, 3, 30)
-    path = _write(tmp_path / "u.npz", X_train=X, y_train=y, X_query=X[:5], y_query=y[:5],
-                  ground_truth=np.array([1, 2]))
+    path = _write(
+        tmp_path / "u.npz",
+        X_train=X,
+        y_train=y,
+        X_query=X[:5],
+        y_query=y[:5],
+        ground_truth=np.array([1, 2]),
+    )
     ds = data.load_user_npz(path)
     assert ds.n_points == 30 and ds.n_classes == 3 and list(ds.ground_truth) == [1, 2]
     config = {"dataset": {"name": "npz", "path": str(path)}}
@@ -44,17 +53,51 @@ def test_user_npz_is_read_and_checked(tmp_path):
 @pytest.mark.parametrize(
     ("arrays", "message"),
     [
-        ({"X_train": np.zeros((5, 2)), "y_train": np.zeros(5, int)}, r"missing arrays \['X_query'\]"),
-        ({"X_train": np.zeros((5, 2)), "y_train": np.zeros(4, int), "X_query": np.zeros((1, 2)),
-          "y_query": np.zeros(1, int)}, "one label per training row"),
-        ({"X_train": np.zeros((5, 2)), "y_train": np.zeros(5, int), "X_query": np.zeros((1, 3)),
-          "y_query": np.zeros(1, int)}, "X_query rows"),
-        ({"X_train": np.full((5, 2), np.nan), "y_train": np.zeros(5, int),
-          "X_query": np.zeros((1, 2)), "y_query": np.zeros(1, int)}, "NaN"),
-        ({"X_train": np.zeros((5, 2)), "y_train": np.zeros(5, int), "X_query": np.zeros((1, 2)),
-          "y_query": np.zeros(1, int), "ground_truth": np.array([7])}, "ground_truth index 7"),
-        ({"X_train": np.zeros((5, 2)), "y_train": np.zeros(5, int), "X_query": np.zeros((1, 2))},
-         "y_query is missing"),
+        (
+            {"X_train": np.zeros((5, 2)), "y_train": np.zeros(5, int)},
+            r"missing arrays \['X_query'\]",
+        ),
+        (
+            {
+                "X_train": np.zeros((5, 2)),
+                "y_train": np.zeros(4, int),
+                "X_query": np.zeros((1, 2)),
+                "y_query": np.zeros(1, int),
+            },
+            "one label per training row",
+        ),
+        (
+            {
+                "X_train": np.zeros((5, 2)),
+                "y_train": np.zeros(5, int),
+                "X_query": np.zeros((1, 3)),
+                "y_query": np.zeros(1, int),
+            },
+            "X_query rows",
+        ),
+        (
+            {
+                "X_train": np.full((5, 2), np.nan),
+                "y_train": np.zeros(5, int),
+                "X_query": np.zeros((1, 2)),
+                "y_query": np.zeros(1, int),
+            },
+            "NaN",
+        ),
+        (
+            {
+                "X_train": np.zeros((5, 2)),
+                "y_train": np.zeros(5, int),
+                "X_query": np.zeros((1, 2)),
+                "y_query": np.zeros(1, int),
+                "ground_truth": np.array([7]),
+            },
+            "ground_truth index 7",
+        ),
+        (
+            {"X_train": np.zeros((5, 2)), "y_train": np.zeros(5, int), "X_query": np.zeros((1, 2))},
+            "y_query is missing",
+        ),
     ],
 )
 def test_bad_user_files_name_the_problem(tmp_path, arrays, message):
@@ -65,8 +108,13 @@ def test_bad_user_files_name_the_problem(tmp_path, arrays, message):
 def test_missing_and_truncated_files(tmp_path):
     with pytest.raises(ArtifactError, match="file not found"):
         data.load_user_npz(tmp_path / "absent.npz")
-    good = _write(tmp_path / "good.npz", X_train=np.zeros((5, 2)), y_train=np.zeros(5, int),
-                  X_query=np.zeros((1, 2)), y_query=np.zeros(1, int))
+    good = _write(
+        tmp_path / "good.npz",
+        X_train=np.zeros((5, 2)),
+        y_train=np.zeros(5, int),
+        X_query=np.zeros((1, 2)),
+        y_query=np.zeros(1, int),
+    )
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[:100])
     with pytest.raises(ArtifactError, match="not a readable .npz"):

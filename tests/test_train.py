@@ -25,8 +25,10 @@ def test_training_is_deterministic_and_gather_checks_fingerprints(setup, tmp_pat
     train_subsets(dataset, masks, range(0, 3), config, tmp_path / "a")
     train_subsets(dataset, masks, range(0, 3), config, tmp_path / "b")
     for i in range(3):
-        assert submodel_path(tmp_path / "a", i).read_bytes() == submodel_path(
-            tmp_path / "b", i).read_bytes()
+        assert (
+            submodel_path(tmp_path / "a", i).read_bytes()
+            == submodel_path(tmp_path / "b", i).read_bytes()
+        )
     behaviours = gather(config, dataset, masks, 3, tmp_path / "a")
     assert behaviours.Y.shape == (3, config["behaviour"]["n_queries"] + 1)
     changed = copy.deepcopy(config)
@@ -60,7 +62,9 @@ def test_behaviour_reductions():
     logits = np.log(np.array([[[1.0, 3.0], [2.0, 2.0]]]))  # (1 subset, 2 queries, 2 classes)
     classes = np.array([1, 0])
     np.testing.assert_allclose(reduce_logits(logits, classes, "probability"), [[0.75, 0.5]])
-    np.testing.assert_allclose(reduce_logits(logits, classes, "log_probability"),
-                               np.log([[0.75, 0.5]]))
-    np.testing.assert_allclose(reduce_logits(logits, classes, "logit_margin"),
-                               [[np.log(3.0), 0.0]], atol=1e-12)
+    np.testing.assert_allclose(
+        reduce_logits(logits, classes, "log_probability"), np.log([[0.75, 0.5]])
+    )
+    np.testing.assert_allclose(
+        reduce_logits(logits, classes, "logit_margin"), [[np.log(3.0), 0.0]], atol=1e-12
+    )

@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-
 from conftest import make_workspace, run, snakemake, write_params
 
 pytestmark = pytest.mark.slow

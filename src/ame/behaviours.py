@@ -46,8 +46,10 @@ def query_names(n_queries: int, aggregate: bool) -> list[str]:
 
 def check_n_queries(n_queries: int, n_query_points: int) -> None:
     if n_queries > n_query_points:
-        raise ValueError(f"behaviour.n_queries: {n_queries} exceeds the {n_query_points} "
-                         "query points of the dataset")
+        raise ValueError(
+            f"behaviour.n_queries: {n_queries} exceeds the {n_query_points} "
+            "query points of the dataset"
+        )
 
 
 def n_query_points(config: dict) -> int:
@@ -89,8 +91,13 @@ class Behaviours:
     excluded: list[int]
 
     def save(self, path: str | Path) -> None:
-        atomic_savez(path, subsets=self.subsets, p=self.p, Y=self.Y,
-                     meta=np.array(json.dumps({"names": self.names, "excluded": self.excluded})))
+        atomic_savez(
+            path,
+            subsets=self.subsets,
+            p=self.p,
+            Y=self.Y,
+            meta=np.array(json.dumps({"names": self.names, "excluded": self.excluded})),
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Behaviours:
@@ -99,8 +106,9 @@ class Behaviours:
         return cls(a["subsets"], a["p"], a["Y"], meta["names"], meta["excluded"])
 
 
-def gather(config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int,
-           submodel_dir: str | Path) -> Behaviours:
+def gather(
+    config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int, submodel_dir: str | Path
+) -> Behaviours:
     """Read submodels 0..n_subsets-1, verify their fingerprints, and build Y.
 
     Diverged submodels (non-finite outputs after a retry) are excluded and listed.
@@ -108,11 +116,13 @@ def gather(config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int,
     from ame.train import submodel_path  # imports torch
 
     if masks.n_points != dataset.n_points:
-        raise ArtifactError(f"mask artifact covers {masks.n_points} points but the dataset has "
-                            f"{dataset.n_points}")
+        raise ArtifactError(
+            f"mask artifact covers {masks.n_points} points but the dataset has {dataset.n_points}"
+        )
     if masks.n_subsets < n_subsets:
-        raise ArtifactError(f"mask artifact holds {masks.n_subsets} subsets, the budget needs "
-                            f"{n_subsets}")
+        raise ArtifactError(
+            f"mask artifact holds {masks.n_subsets} subsets, the budget needs {n_subsets}"
+        )
     dataset_fp = dataset.fingerprint()
     expected_shape = (len(dataset.y_query), dataset.n_classes)
     logits, kept, excluded = [], [], []
@@ -133,8 +143,10 @@ def gather(config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int,
         if problem:
             raise ArtifactError(f"subset {index} ({path}): fingerprint mismatch: {problem}")
         if arrays["logits"].shape != expected_shape:
-            raise ArtifactError(f"subset {index} ({path}): logits of shape "
-                                f"{arrays['logits'].shape}, expected {expected_shape}")
+            raise ArtifactError(
+                f"subset {index} ({path}): logits of shape "
+                f"{arrays['logits'].shape}, expected {expected_shape}"
+            )
         if recorded.get("status") != "ok":
             log.warning("subset %d excluded: %s", index, recorded.get("status"))
             excluded.append(index)
@@ -145,5 +157,10 @@ def gather(config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int,
         raise ArtifactError("every submodel diverged: nothing to estimate")
     kept = np.asarray(kept, dtype=np.int64)
     Y = behaviour_matrix(np.stack(logits), dataset.y_query, config["behaviour"])
-    return Behaviours(kept, masks.p[kept], Y, query_names(config["behaviour"]["n_queries"],
-                      config["behaviour"]["aggregate"]), excluded)
+    return Behaviours(
+        kept,
+        masks.p[kept],
+        Y,
+        query_names(config["behaviour"]["n_queries"], config["behaviour"]["aggregate"]),
+        excluded,
+    )

@@ -35,7 +35,8 @@ def cmd_sample(args) -> None:
     dataset = Dataset.load(args.dataset)
     n_total = params.n_trained(config, dataset.n_points)
     MaskSet.draw(dataset.n_points, n_total, params.design(config), config["sampling"]["seed"]).save(
-        args.out)
+        args.out
+    )
 
 
 def cmd_train(args) -> None:
@@ -47,10 +48,19 @@ def cmd_train(args) -> None:
 
     torch.set_num_threads(args.threads)
     config = _config(args)
-    stats = train_subsets(Dataset.load(args.dataset), MaskSet.load(args.masks),
-                          range(args.first, args.first + args.count), config, args.out_dir)
-    logging.info("trained %d submodels in %.2fs (job total %.2fs)", stats["n_subsets"],
-                 stats["train_seconds"], stats["job_seconds"])
+    stats = train_subsets(
+        Dataset.load(args.dataset),
+        MaskSet.load(args.masks),
+        range(args.first, args.first + args.count),
+        config,
+        args.out_dir,
+    )
+    logging.info(
+        "trained %d submodels in %.2fs (job total %.2fs)",
+        stats["n_subsets"],
+        stats["train_seconds"],
+        stats["job_seconds"],
+    )
 
 
 def cmd_gather(args) -> None:
@@ -61,8 +71,13 @@ def cmd_gather(args) -> None:
 
     config = _config(args)
     dataset = Dataset.load(args.dataset)
-    behaviours = gather(config, dataset, MaskSet.load(args.masks),
-                        params.n_subsets(config, dataset.n_points), args.submodels)
+    behaviours = gather(
+        config,
+        dataset,
+        MaskSet.load(args.masks),
+        params.n_subsets(config, dataset.n_points),
+        args.submodels,
+    )
     behaviours.save(args.out)
 
 
@@ -74,8 +89,9 @@ def cmd_estimate(args) -> None:
     config = _config(args)
     behaviours = Behaviours.load(args.behaviours)
     masks = MaskSet.load(args.masks)
-    estimator = estimator_from_params(config).fit(masks.masks[behaviours.subsets], behaviours.p,
-                                                  behaviours.Y)
+    estimator = estimator_from_params(config).fit(
+        masks.masks[behaviours.subsets], behaviours.p, behaviours.Y
+    )
     Estimates.from_estimator(estimator, config, behaviours.names).save(args.out, args.scores)
 
 
@@ -86,17 +102,31 @@ def cmd_evaluate(args) -> None:
     from ame.results import Estimates
     from ame.sampling import MaskSet
 
-    evaluate(_config(args), Dataset.load(args.dataset), MaskSet.load(args.masks),
-             Behaviours.load(args.behaviours), Estimates.load(args.estimates),
-             metrics_path=args.metrics, curve_path=args.curve, per_query_path=args.per_query)
+    evaluate(
+        _config(args),
+        Dataset.load(args.dataset),
+        MaskSet.load(args.masks),
+        Behaviours.load(args.behaviours),
+        Estimates.load(args.estimates),
+        metrics_path=args.metrics,
+        curve_path=args.curve,
+        per_query_path=args.per_query,
+    )
 
 
 def cmd_report(args) -> None:
     from ame.report import write_report
 
-    write_report(_config(args), dataset_path=args.dataset, estimates_path=args.estimates,
-                 metrics_path=args.metrics, curve_path=args.curve,
-                 per_query_path=args.per_query, out=args.out, plots_dir=args.plots_dir)
+    write_report(
+        _config(args),
+        dataset_path=args.dataset,
+        estimates_path=args.estimates,
+        metrics_path=args.metrics,
+        curve_path=args.curve,
+        per_query_path=args.per_query,
+        out=args.out,
+        plots_dir=args.plots_dir,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,26 +144,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb("prepare", cmd_prepare, "build the dataset arrays and ground truth", "out")
     verb("sample", cmd_sample, "draw the subset masks", "dataset", "out")
-    train = verb("train", cmd_train, "train submodels first..first+count-1", "dataset", "masks",
-                 "out-dir")
+    train = verb(
+        "train", cmd_train, "train submodels first..first+count-1", "dataset", "masks", "out-dir"
+    )
     train.add_argument("--first", type=int, required=True, help="index of the first subset")
     train.add_argument("--count", type=int, default=1, help="number of consecutive subsets")
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    verb("gather", cmd_gather, "check submodel fingerprints and build the behaviour matrix",
-         "dataset", "masks", "submodels", "out")
-    verb("estimate", cmd_estimate, "fit the AME estimator and select points", "behaviours",
-         "masks", "out", "scores")
-    verb("evaluate", cmd_evaluate, "metrics against ground truth and the budget curve", "dataset",
-         "masks", "behaviours", "estimates", "metrics", "curve", "per-query")
-    verb("report", cmd_report, "plots and report.md", "dataset", "estimates", "metrics", "curve",
-         "per-query", "out", "plots-dir")
+    verb(
+        "gather",
+        cmd_gather,
+        "check submodel fingerprints and build the behaviour matrix",
+        "dataset",
+        "masks",
+        "submodels",
+        "out",
+    )
+    verb(
+        "estimate",
+        cmd_estimate,
+        "fit the AME estimator and select points",
+        "behaviours",
+        "masks",
+        "out",
+        "scores",
+    )
+    verb(
+        "evaluate",
+        cmd_evaluate,
+        "metrics against ground truth and the budget curve",
+        "dataset",
+        "masks",
+        "behaviours",
+        "estimates",
+        "metrics",
+        "curve",
+        "per-query",
+    )
+    verb(
+        "report",
+        cmd_report,
+        "plots and report.md",
+        "dataset",
+        "estimates",
+        "metrics",
+        "curve",
+        "per-query",
+        "out",
+        "plots-dir",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         args.func(args)
     except (ValueError, OSError, RuntimeError, IndexError, KeyError) as err:

@@ -60,8 +60,13 @@ class Dataset:
         return h.hexdigest()
 
     def save(self, path: str | Path) -> None:
-        arrays = {"X_train": self.X_train, "y_train": self.y_train, "X_query": self.X_query,
-                  "y_query": self.y_query, "meta": np.array(json.dumps(self.meta))}
+        arrays = {
+            "X_train": self.X_train,
+            "y_train": self.y_train,
+            "X_query": self.X_query,
+            "y_query": self.y_query,
+            "meta": np.array(json.dumps(self.meta)),
+        }
         if self.ground_truth is not None:
             arrays["ground_truth"] = self.ground_truth
         atomic_savez(path, **arrays)
@@ -69,8 +74,14 @@ class Dataset:
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
         arrays = load_npz(path, required=(*NPZ_REQUIRED, "y_query", "meta"))
-        return cls(arrays["X_train"], arrays["y_train"], arrays["X_query"], arrays["y_query"],
-                   arrays.get("ground_truth"), json.loads(str(arrays["meta"])))
+        return cls(
+            arrays["X_train"],
+            arrays["y_train"],
+            arrays["X_query"],
+            arrays["y_query"],
+            arrays.get("ground_truth"),
+            json.loads(str(arrays["meta"])),
+        )
 
 
 def apply_trigger(images: np.ndarray, size: int, value: float) -> np.ndarray:
@@ -87,13 +98,23 @@ def split_digits(seed: int, test_fraction: float):
 
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)
-    return train_test_split(images, digits.target.astype(np.int64), test_size=test_fraction,
-                            random_state=seed, stratify=digits.target)
+    return train_test_split(
+        images,
+        digits.target.astype(np.int64),
+        test_size=test_fraction,
+        random_state=seed,
+        stratify=digits.target,
+    )
 
 
-def digits_backdoor(seed: int = 0, test_fraction: float = 0.2, n_poisons: int = 30,
-                    target_class: int = 0, trigger_size: int = 2,
-                    trigger_value: float = 1.0) -> Dataset:
+def digits_backdoor(
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    n_poisons: int = 30,
+    target_class: int = 0,
+    trigger_size: int = 2,
+    trigger_value: float = 1.0,
+) -> Dataset:
     """Backdoor scenario on digits: poisoned training images carry a trigger and the target label.
 
     Queries are the triggered test images of the other classes, in a seeded random order; their
@@ -103,17 +124,24 @@ def digits_backdoor(seed: int = 0, test_fraction: float = 0.2, n_poisons: int = 
     rng = np.random.default_rng(seed)
     candidates = np.flatnonzero(y_train != target_class)
     if n_poisons > len(candidates):
-        raise ValueError(f"dataset.n_poisons: {n_poisons} exceeds the {len(candidates)} "
-                         "training images outside the target class")
+        raise ValueError(
+            f"dataset.n_poisons: {n_poisons} exceeds the {len(candidates)} "
+            "training images outside the target class"
+        )
     poisons = np.sort(rng.choice(candidates, size=n_poisons, replace=False))
     X_train[poisons] = apply_trigger(X_train[poisons], trigger_size, trigger_value)
     y_train[poisons] = target_class
     others = rng.permutation(np.flatnonzero(y_test != target_class))
     X_query = apply_trigger(X_test[others], trigger_size, trigger_value)
     y_query = np.full(len(others), target_class, dtype=np.int64)
-    meta = {"name": "digits", "n_classes": 10, "input_shape": [8, 8], "target_class": target_class,
-            "query_source": "triggered test images of the other classes",
-            "query_test_indices": others.tolist()}
+    meta = {
+        "name": "digits",
+        "n_classes": 10,
+        "input_shape": [8, 8],
+        "target_class": target_class,
+        "query_source": "triggered test images of the other classes",
+        "query_test_indices": others.tolist(),
+    }
     return Dataset(X_train, y_train, X_query, y_query, poisons.astype(np.int64), meta)
 
 
@@ -122,8 +150,11 @@ def _npz_header_shape(path: Path, key: str) -> tuple[int, ...]:
     try:
         with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as fh:
             major, _ = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if major == 1
-                           else np.lib.format.read_array_header_2_0)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if major == 1
+                else np.lib.format.read_array_header_2_0
+            )
             shape, _, _ = read_header(fh)
     except (OSError, zipfile.BadZipFile, KeyError, ValueError) as err:
         raise ArtifactError(f"{path}: cannot read array {key!r} ({err})") from err
@@ -136,11 +167,14 @@ def load_user_npz(path: str | Path) -> Dataset:
     arrays = load_npz(path, required=NPZ_REQUIRED)
     X_train, y_train, X_query = arrays["X_train"], arrays["y_train"], arrays["X_query"]
     if X_train.ndim < 2 or y_train.ndim != 1 or len(X_train) != len(y_train):
-        raise ArtifactError(f"{path}: X_train {X_train.shape} and y_train {y_train.shape} must "
-                            "hold one label per training row")
+        raise ArtifactError(
+            f"{path}: X_train {X_train.shape} and y_train {y_train.shape} must "
+            "hold one label per training row"
+        )
     if X_query.shape[1:] != X_train.shape[1:]:
-        raise ArtifactError(f"{path}: X_query rows {X_query.shape[1:]} differ from X_train rows "
-                            f"{X_train.shape[1:]}")
+        raise ArtifactError(
+            f"{path}: X_query rows {X_query.shape[1:]} differ from X_train rows {X_train.shape[1:]}"
+        )
     if not np.issubdtype(y_train.dtype, np.integer) or y_train.min() < 0:
         raise ArtifactError(f"{path}: y_train must hold non-negative integer class labels")
     for name, arr in (("X_train", X_train), ("X_query", X_query)):
@@ -150,30 +184,50 @@ def load_user_npz(path: str | Path) -> Dataset:
     if "y_query" in arrays:
         y_query = arrays["y_query"]
         if y_query.shape != (len(X_query),) or y_query.min() < 0 or y_query.max() >= n_classes:
-            raise ArtifactError(f"{path}: y_query must hold one class in [0, {n_classes}) per "
-                                "query row")
+            raise ArtifactError(
+                f"{path}: y_query must hold one class in [0, {n_classes}) per query row"
+            )
     else:
-        raise ArtifactError(f"{path}: y_query is missing: give the class whose probability is "
-                            "measured on each query")
+        raise ArtifactError(
+            f"{path}: y_query is missing: give the class whose probability is "
+            "measured on each query"
+        )
     ground_truth = arrays.get("ground_truth")
     if ground_truth is not None:
         ground_truth = np.asarray(ground_truth, dtype=np.int64).ravel()
         bad = ground_truth[(ground_truth < 0) | (ground_truth >= len(y_train))]
         if bad.size:
-            raise ArtifactError(f"{path}: ground_truth index {int(bad[0])} is outside "
-                                f"[0, {len(y_train)})")
-    meta = {"name": "npz", "source": str(path), "n_classes": n_classes,
-            "input_shape": list(X_train.shape[1:])}
-    return Dataset(X_train.astype(np.float32), y_train.astype(np.int64),
-                   X_query.astype(np.float32), y_query.astype(np.int64), ground_truth, meta)
+            raise ArtifactError(
+                f"{path}: ground_truth index {int(bad[0])} is outside [0, {len(y_train)})"
+            )
+    meta = {
+        "name": "npz",
+        "source": str(path),
+        "n_classes": n_classes,
+        "input_shape": list(X_train.shape[1:]),
+    }
+    return Dataset(
+        X_train.astype(np.float32),
+        y_train.astype(np.int64),
+        X_query.astype(np.float32),
+        y_query.astype(np.int64),
+        ground_truth,
+        meta,
+    )
 
 
 def build(config: dict) -> Dataset:
     """The dataset named by the ``dataset`` section of the params."""
     d = config["dataset"]
     if d["name"] == "digits":
-        return digits_backdoor(d["seed"], d["test_fraction"], d["n_poisons"], d["target_class"],
-                               d["trigger_size"], d["trigger_value"])
+        return digits_backdoor(
+            d["seed"],
+            d["test_fraction"],
+            d["n_poisons"],
+            d["target_class"],
+            d["trigger_size"],
+            d["trigger_value"],
+        )
     if d["name"] == "cifar10":
         from ame import cifar  # imports this module
 

@@ -41,18 +41,26 @@ def topk_precision(ame: np.ndarray, truth: np.ndarray, direction: str = "positiv
 
 def query_metrics(estimates: Estimates, truth: np.ndarray, direction: str) -> pd.DataFrame:
     precision, recall = selection_scores(estimates.selected, truth)
-    return pd.DataFrame({
-        "query": estimates.names,
-        "precision": precision,
-        "recall": recall,
-        "topk_precision": topk_precision(estimates.ame, truth, direction),
-        "n_selected": estimates.selected.sum(axis=1),
-    })
+    return pd.DataFrame(
+        {
+            "query": estimates.names,
+            "precision": precision,
+            "recall": recall,
+            "topk_precision": topk_precision(estimates.ame, truth, direction),
+            "n_selected": estimates.selected.sum(axis=1),
+        }
+    )
 
 
-def budget_curve(config: dict, masks: MaskSet, behaviours: Behaviours, estimates: Estimates,
-                 truth: np.ndarray, n_subsets: int) -> pd.DataFrame:
-    """Metrics averaged over queries at each budget prefix (the full budget reuses ``estimates``)."""
+def budget_curve(
+    config: dict,
+    masks: MaskSet,
+    behaviours: Behaviours,
+    estimates: Estimates,
+    truth: np.ndarray,
+    n_subsets: int,
+) -> pd.DataFrame:
+    """Metrics averaged over queries at each budget prefix (the full budget reuses the estimate)."""
     direction = config["estimation"]["direction"]
     rows = []
     for fraction in sorted(config["evaluation"]["budget_fractions"]):
@@ -61,16 +69,26 @@ def budget_curve(config: dict, masks: MaskSet, behaviours: Behaviours, estimates
             prefix_estimates = estimates
         else:
             keep = behaviours.subsets < budget
-            estimator = estimator_from_params(config).fit(
-                masks.masks[behaviours.subsets[keep]], behaviours.p[keep], behaviours.Y[keep])
+            # standard errors play no part in the curve: skip the bootstrap refits
+            estimator = estimator_from_params(config, n_bootstrap=0).fit(
+                masks.masks[behaviours.subsets[keep]], behaviours.p[keep], behaviours.Y[keep]
+            )
             prefix_estimates = Estimates.from_estimator(estimator, config, behaviours.names)
         means = query_metrics(prefix_estimates, truth, direction).mean(numeric_only=True)
         rows.append({"fraction": fraction, "n_submodels": budget, **means.to_dict()})
     return pd.DataFrame(rows)
 
 
-def evaluate(config: dict, dataset: Dataset, masks: MaskSet, behaviours: Behaviours,
-             estimates: Estimates, metrics_path, curve_path, per_query_path) -> dict:
+def evaluate(
+    config: dict,
+    dataset: Dataset,
+    masks: MaskSet,
+    behaviours: Behaviours,
+    estimates: Estimates,
+    metrics_path,
+    curve_path,
+    per_query_path,
+) -> dict:
     """Write metrics.json (flat), the budget curve and per-query metrics; return the metrics."""
     n_subsets = params.n_subsets(config, dataset.n_points)
     direction = config["estimation"]["direction"]
@@ -84,8 +102,9 @@ def evaluate(config: dict, dataset: Dataset, masks: MaskSet, behaviours: Behavio
         "lambda_rule": config["estimation"]["lambda_rule"],
         "semivalue": estimates.semivalue,
         "n_selected": float(estimates.selected.sum(axis=1).mean()),
-        "run_fingerprint": provenance.run_fingerprint(config, dataset.fingerprint(), masks,
-                                                      n_subsets),
+        "run_fingerprint": provenance.run_fingerprint(
+            config, dataset.fingerprint(), masks, n_subsets
+        ),
         "precision": None,
         "recall": None,
         "topk_precision": None,
@@ -94,14 +113,27 @@ def evaluate(config: dict, dataset: Dataset, masks: MaskSet, behaviours: Behavio
     if truth is not None and len(truth):
         per_query = query_metrics(estimates, truth, direction)
         curve = budget_curve(config, masks, behaviours, estimates, truth, n_subsets)
-        metrics.update({key: round(float(per_query[key].mean()), 6)
-                        for key in ("precision", "recall", "topk_precision")})
+        metrics.update(
+            {
+                key: round(float(per_query[key].mean()), 6)
+                for key in ("precision", "recall", "topk_precision")
+            }
+        )
         metrics["n_true"] = int(len(truth))
     else:
-        per_query = pd.DataFrame({"query": estimates.names,
-                                  "n_selected": estimates.selected.sum(axis=1)})
-        curve = pd.DataFrame(columns=["fraction", "n_submodels", "precision", "recall",
-                                      "topk_precision", "n_selected"])
+        per_query = pd.DataFrame(
+            {"query": estimates.names, "n_selected": estimates.selected.sum(axis=1)}
+        )
+        curve = pd.DataFrame(
+            columns=[
+                "fraction",
+                "n_submodels",
+                "precision",
+                "recall",
+                "topk_precision",
+                "n_selected",
+            ]
+        )
     for frame, path in ((per_query, per_query_path), (curve, curve_path)):
         with atomic_path(path, suffix=".csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")

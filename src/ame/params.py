@@ -23,9 +23,24 @@ from ame.sampling import Design, budget_from_sparsity
 SUBMODEL_SETTINGS = {
     "dataset": None,
     "sampling": ("design", "p_values", "p", "eps", "beta_a", "beta_b", "seed"),
-    "training": ("model", "hidden", "steps", "batch_size", "optimizer", "lr", "weight_decay",
-                 "seed_policy", "seed", "save_weights", "momentum", "nesterov", "lr_schedule",
-                 "label_smoothing", "augment", "precision"),
+    "training": (
+        "model",
+        "hidden",
+        "steps",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "weight_decay",
+        "seed_policy",
+        "seed",
+        "save_weights",
+        "momentum",
+        "nesterov",
+        "lr_schedule",
+        "label_smoothing",
+        "augment",
+        "precision",
+    ),
 }
 INDEX_DIGITS = 6  # subset files are named subset_000123: up to a million subsets
 
@@ -53,7 +68,7 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def validate(config: dict) -> dict:
-    """Check ``config`` against the schema and cross-key rules; raise ParamsError on the first fault."""
+    """Check ``config`` against the schema and cross-key rules; raise ParamsError on a fault."""
     if not isinstance(config, dict):
         raise ParamsError("params: expected a mapping of sections at the top level")
     validator = jsonschema.Draft202012Validator(schema())
@@ -86,8 +101,14 @@ def load(path: str | Path = "params.yaml") -> dict:
 
 def design(config: dict) -> Design:
     s = config["sampling"]
-    return Design(name=s["design"], p_values=tuple(s["p_values"]), p=s["p"], eps=s["eps"],
-                  beta_a=s["beta_a"], beta_b=s["beta_b"])
+    return Design(
+        name=s["design"],
+        p_values=tuple(s["p_values"]),
+        p=s["p"],
+        eps=s["eps"],
+        beta_a=s["beta_a"],
+        beta_b=s["beta_b"],
+    )
 
 
 def n_subsets(config: dict, n_points: int) -> int:

@@ -29,8 +29,11 @@ def _save(fig, path: Path) -> None:
 
 def plot_budget_curve(curve: pd.DataFrame, fdr: float, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    for column, label in (("precision", f"precision (knockoffs, FDR {fdr})"),
-                          ("recall", "recall"), ("topk_precision", "top-k precision")):
+    for column, label in (
+        ("precision", f"precision (knockoffs, FDR {fdr})"),
+        ("recall", "recall"),
+        ("topk_precision", "top-k precision"),
+    ):
         ax.plot(curve["n_submodels"], curve[column], marker="o", label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("number of submodels (budget prefix)")
@@ -59,15 +62,20 @@ def plot_ame_distribution(estimates: Estimates, truth: np.ndarray | None, path: 
     _save(fig, path)
 
 
-def plot_top_images(dataset: Dataset, estimates: Estimates, truth: np.ndarray | None,
-                    path: Path) -> None:
+def plot_top_images(
+    dataset: Dataset, estimates: Estimates, truth: np.ndarray | None, path: Path
+) -> None:
     """Each row: a query image, then its top-attributed training images (red frame: true)."""
     shape = dataset.meta.get("input_shape", list(dataset.X_train.shape[1:]))
     queries = [q for q, name in enumerate(estimates.names) if name != "aggregate"][:N_QUERIES_SHOWN]
     if not queries or len(shape) not in (2, 3):
         return
-    fig, axes = plt.subplots(len(queries), N_TOP_IMAGES + 1,
-                             figsize=(1.2 * (N_TOP_IMAGES + 1), 1.35 * len(queries)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(queries),
+        N_TOP_IMAGES + 1,
+        figsize=(1.2 * (N_TOP_IMAGES + 1), 1.35 * len(queries)),
+        squeeze=False,
+    )
     true_set = set() if truth is None else set(truth.tolist())
 
     def show(ax, image, title, frame=None):
@@ -85,17 +93,32 @@ def plot_top_images(dataset: Dataset, estimates: Estimates, truth: np.ndarray | 
                 spine.set_linewidth(2.5)
 
     for row, q in enumerate(queries):
-        show(axes[row, 0], dataset.X_query[int(estimates.names[q].split("_")[1])],
-             estimates.names[q], "tab:blue")
+        show(
+            axes[row, 0],
+            dataset.X_query[int(estimates.names[q].split("_")[1])],
+            estimates.names[q],
+            "tab:blue",
+        )
         for col, point in enumerate(np.argsort(-estimates.ame[q], kind="stable")[:N_TOP_IMAGES]):
-            show(axes[row, col + 1], dataset.X_train[point],
-                 f"#{point} {estimates.ame[q, point]:.3f}",
-                 "tab:red" if point in true_set else None)
+            show(
+                axes[row, col + 1],
+                dataset.X_train[point],
+                f"#{point} {estimates.ame[q, point]:.3f}",
+                "tab:red" if point in true_set else None,
+            )
     _save(fig, path)
 
 
-def write_report(config: dict, dataset_path, estimates_path, metrics_path, curve_path,
-                 per_query_path, out, plots_dir) -> None:
+def write_report(
+    config: dict,
+    dataset_path,
+    estimates_path,
+    metrics_path,
+    curve_path,
+    per_query_path,
+    out,
+    plots_dir,
+) -> None:
     dataset = Dataset.load(dataset_path)
     estimates = Estimates.load(estimates_path)
     metrics = json.loads(Path(metrics_path).read_text())
@@ -104,17 +127,35 @@ def write_report(config: dict, dataset_path, estimates_path, metrics_path, curve
     plots_dir = Path(plots_dir)
     truth = dataset.ground_truth
     fdr = config["estimation"]["fdr"]
-    plots = {"ame_distribution.png": lambda p: plot_ame_distribution(estimates, truth, p),
-             "top_images.png": lambda p: plot_top_images(dataset, estimates, truth, p)}
+    plots = {
+        "ame_distribution.png": lambda p: plot_ame_distribution(estimates, truth, p),
+        "top_images.png": lambda p: plot_top_images(dataset, estimates, truth, p),
+    }
     if len(curve):
         plots["budget_curve.png"] = lambda p: plot_budget_curve(curve, fdr, p)
     for name, draw in plots.items():
         draw(plots_dir / name)
-    rel = Path(plots_dir).relative_to(Path(out).parent) if Path(plots_dir).is_relative_to(
-        Path(out).parent) else Path(plots_dir)
-    summary = pd.DataFrame([{k: metrics[k] for k in ("n_submodels", "n_points", "n_queries",
-                                                     "fdr_target", "precision", "recall",
-                                                     "topk_precision")}])
+    rel = (
+        Path(plots_dir).relative_to(Path(out).parent)
+        if Path(plots_dir).is_relative_to(Path(out).parent)
+        else Path(plots_dir)
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                k: metrics[k]
+                for k in (
+                    "n_submodels",
+                    "n_points",
+                    "n_queries",
+                    "fdr_target",
+                    "precision",
+                    "recall",
+                    "topk_precision",
+                )
+            }
+        ]
+    )
     lines = [
         "# AME report",
         "",
@@ -134,16 +175,34 @@ def write_report(config: dict, dataset_path, estimates_path, metrics_path, curve
         "",
     ]
     if truth is not None and len(curve):
-        lines += ["## Precision and recall vs budget", "",
-                  curve.to_markdown(index=False, floatfmt=".3f"), "",
-                  f"![budget curve]({rel / 'budget_curve.png'})", ""]
-    lines += ["## Per query", "", per_query.to_markdown(index=False, floatfmt=".3f"), "",
-              "## AME distribution", "", f"![AME distribution]({rel / 'ame_distribution.png'})", ""]
+        lines += [
+            "## Precision and recall vs budget",
+            "",
+            curve.to_markdown(index=False, floatfmt=".3f"),
+            "",
+            f"![budget curve]({rel / 'budget_curve.png'})",
+            "",
+        ]
+    lines += [
+        "## Per query",
+        "",
+        per_query.to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## AME distribution",
+        "",
+        f"![AME distribution]({rel / 'ame_distribution.png'})",
+        "",
+    ]
     if (plots_dir / "top_images.png").exists():
-        lines += ["## Top-attributed training images", "",
-                  "Query image first (blue), then the training points with the largest AME; "
-                  "red frames mark ground-truth points.", "",
-                  f"![top images]({rel / 'top_images.png'})", ""]
+        lines += [
+            "## Top-attributed training images",
+            "",
+            "Query image first (blue), then the training points with the largest AME; "
+            "red frames mark ground-truth points.",
+            "",
+            f"![top images]({rel / 'top_images.png'})",
+            "",
+        ]
     top = np.argsort(-estimates.ame, axis=1, kind="stable")[:, :5]
     lines += ["## Top points per query", "", "| query | top points (AME) |", "|---|---|"]
     for q, name in enumerate(estimates.names):

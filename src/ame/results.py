@@ -13,12 +13,21 @@ from ame.estimate import AMEEstimator
 from ame.store import atomic_path, atomic_savez, load_npz
 
 
-def estimator_from_params(config: dict) -> AMEEstimator:
+def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
+    """The estimator the ``estimation`` params describe; ``overrides`` replace settings."""
     e = config["estimation"]
-    return AMEEstimator(lambda_rule=e["lambda_rule"], n_folds=e["n_folds"],
-                        n_lambdas=e["n_lambdas"], lambda_min_ratio=e["lambda_min_ratio"],
-                        knockoffs=e["knockoffs"], fdr=e["fdr"], knockoff_plus=e["knockoff_plus"],
-                        n_bootstrap=e["n_bootstrap"], random_state=e["random_state"])
+    settings = dict(
+        lambda_rule=e["lambda_rule"],
+        n_folds=e["n_folds"],
+        n_lambdas=e["n_lambdas"],
+        lambda_min_ratio=e["lambda_min_ratio"],
+        knockoffs=e["knockoffs"],
+        fdr=e["fdr"],
+        knockoff_plus=e["knockoff_plus"],
+        n_bootstrap=e["n_bootstrap"],
+        random_state=e["random_state"],
+    )
+    return AMEEstimator(**{**settings, **overrides})
 
 
 def selection(estimator: AMEEstimator, config: dict) -> np.ndarray:
@@ -43,24 +52,36 @@ class Estimates:
 
     @classmethod
     def from_estimator(cls, estimator: AMEEstimator, config: dict, names: list[str]) -> Estimates:
-        return cls(np.asarray(estimator.ame_), estimator.stderr_, selection(estimator, config),
-                   np.asarray(estimator.lambda_), names, estimator.semivalue_)
+        return cls(
+            np.asarray(estimator.ame_),
+            estimator.stderr_,
+            selection(estimator, config),
+            np.asarray(estimator.lambda_),
+            names,
+            estimator.semivalue_,
+        )
 
     def table(self) -> pd.DataFrame:
         n_queries, n_points = self.ame.shape
-        frame = pd.DataFrame({
-            "query": np.repeat(self.names, n_points),
-            "point": np.tile(np.arange(n_points), n_queries),
-            "ame": self.ame.ravel(),
-        })
+        frame = pd.DataFrame(
+            {
+                "query": np.repeat(self.names, n_points),
+                "point": np.tile(np.arange(n_points), n_queries),
+                "ame": self.ame.ravel(),
+            }
+        )
         if self.stderr is not None:
             frame["stderr"] = self.stderr.ravel()
         frame["selected"] = self.selected.ravel()
         return frame
 
     def save(self, path: str | Path, scores_path: str | Path) -> None:
-        arrays = {"ame": self.ame, "selected": self.selected, "lambdas": self.lambdas,
-                  "meta": np.array(json.dumps({"names": self.names, "semivalue": self.semivalue}))}
+        arrays = {
+            "ame": self.ame,
+            "selected": self.selected,
+            "lambdas": self.lambdas,
+            "meta": np.array(json.dumps({"names": self.names, "semivalue": self.semivalue})),
+        }
         if self.stderr is not None:
             arrays["stderr"] = self.stderr
         with atomic_path(scores_path, suffix=".csv") as tmp:
@@ -71,5 +92,6 @@ class Estimates:
     def load(cls, path: str | Path) -> Estimates:
         a = load_npz(path, required=("ame", "selected", "lambdas", "meta"))
         meta = json.loads(str(a["meta"]))
-        return cls(a["ame"], a.get("stderr"), a["selected"], a["lambdas"], meta["names"],
-                   meta["semivalue"])
+        return cls(
+            a["ame"], a.get("stderr"), a["selected"], a["lambdas"], meta["names"], meta["semivalue"]
+        )

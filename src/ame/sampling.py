@@ -198,7 +198,9 @@ class MaskSet:
 
     def head(self, n_subsets: int) -> MaskSet:
         """The first ``n_subsets`` subsets (a budget prefix)."""
-        return MaskSet(self.packed[:n_subsets], self.p[:n_subsets], self.n_points, self.design, self.seed)
+        return MaskSet(
+            self.packed[:n_subsets], self.p[:n_subsets], self.n_points, self.design, self.seed
+        )
 
     def meta(self) -> dict:
         return {
@@ -216,7 +218,9 @@ class MaskSet:
     def save(self, path: str | Path) -> None:
         from ame.store import atomic_savez
 
-        atomic_savez(path, packed_masks=self.packed, p=self.p, meta=np.array(json.dumps(self.meta())))
+        atomic_savez(
+            path, packed_masks=self.packed, p=self.p, meta=np.array(json.dumps(self.meta()))
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> MaskSet:
@@ -226,6 +230,8 @@ class MaskSet:
         meta = json.loads(str(arrays["meta"]))
         packed, p, n_points = arrays["packed_masks"], arrays["p"], int(meta["n_points"])
         if packed.shape != (len(p), (n_points + 7) // 8):
-            raise ValueError(f"{path}: packed masks of shape {packed.shape} do not match "
-                             f"{len(p)} subsets of {n_points} points")
+            raise ValueError(
+                f"{path}: packed masks of shape {packed.shape} do not match "
+                f"{len(p)} subsets of {n_points} points"
+            )
         return cls(packed, p, n_points, Design.from_dict(meta["design"]), int(meta["seed"]))
