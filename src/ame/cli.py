@@ -90,7 +90,7 @@ def cmd_estimate(args) -> None:
     behaviours = Behaviours.load(args.behaviours)
     masks = MaskSet.load(args.masks)
     estimator = estimator_from_params(config).fit(
-        masks.masks[behaviours.subsets], behaviours.p, behaviours.Y
+        masks.masks[behaviours.subsets], behaviours.p, behaviours.Y, design=masks.design
     )
     Estimates.from_estimator(estimator, config, behaviours.names).save(args.out, args.scores)
 

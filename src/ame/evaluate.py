@@ -71,7 +71,10 @@ def budget_curve(
             keep = behaviours.subsets < budget
             # standard errors play no part in the curve: skip the bootstrap refits
             estimator = estimator_from_params(config, n_bootstrap=0).fit(
-                masks.masks[behaviours.subsets[keep]], behaviours.p[keep], behaviours.Y[keep]
+                masks.masks[behaviours.subsets[keep]],
+                behaviours.p[keep],
+                behaviours.Y[keep],
+                design=masks.design,
             )
             prefix_estimates = Estimates.from_estimator(estimator, config, behaviours.names)
         means = query_metrics(prefix_estimates, truth, direction).mean(numeric_only=True)
