@@ -17,6 +17,7 @@ import resource
 import time
 
 import numpy as np
+import torch
 
 from ame.estimate import AMEEstimator
 from ame.sampling import pack_masks, sample_subsets
@@ -30,7 +31,12 @@ def main() -> None:
     parser.add_argument("--planted", type=int, default=20)
     parser.add_argument("--noise", type=float, default=0.1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(1)
     N, m, Q, k = args.points, args.subsets, args.queries, args.planted
 
@@ -72,7 +78,7 @@ def main() -> None:
     print(f"fit wall time: {wall:.1f} s   peak RSS: {peak_gb:.2f} GB")
     print(
         f"load average before / after fit: {load_before[0]:.2f} / {os.getloadavg()[0]:.2f} "
-        f"on {os.cpu_count()} CPUs"
+        f"on {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}"
     )
     print(
         f"λ path steps solved: {est.lambdas_.shape[1]} of {est.n_lambdas}; "

@@ -42,6 +42,9 @@ def test_knockoffs_of_a_prefix_are_the_prefix():
     full = featurize(pack_masks(masks), p, 37, "inverse", knockoff_seed=11)
     head = featurize(masks[:16], p[:16], 37, "inverse", knockoff_seed=11)
     np.testing.assert_array_equal(full[:16].numpy(), head.numpy())
+    rows = np.array([3, 7, 30])  # rows keep their knockoffs when others are missing
+    kept = featurize(masks[rows], p[rows], 37, "inverse", knockoff_seed=11, subset_index=rows)
+    np.testing.assert_array_equal(full[rows].numpy(), kept.numpy())
     fake = full[:, 37:].numpy() > 0
     assert not np.array_equal(fake, masks)
     assert abs(fake.mean() - masks.mean()) < 0.05

@@ -188,9 +188,27 @@ def test_patience_stops_the_path_after_the_minimum():
         held_out=torch.tensor(held_out),
         patience=5,
     )
-    steps = len(res.lambdas)
-    assert steps < 60
-    assert np.all(res.cv_mse.mean(1).argmin(0) <= steps - 1 - 5)
+    cv = res.cv_mse.mean(1)  # (n_steps, n_queries), NaN once a query has stopped
+    last = (~np.isnan(cv)).sum(0) - 1  # each query's last step
+    assert len(res.lambdas) < 60 and len(res.lambdas) == last.max() + 1
+    np.testing.assert_array_equal(np.nanargmin(cv, axis=0), last - 5)
+    assert np.all(np.isnan(cv[last.min() + 1 :, last.argmin()]))
+
+
+def test_max_active_stops_before_the_step_that_exceeds_it():
+    X, Y = problem(seed=8)
+    lambdas = grid(X, Y, n=30, ratio=1e-3)
+    with pytest.warns(UserWarning, match="max_active=6"):
+        res = lasso_path(
+            torch.tensor(X),
+            torch.tensor(Y),
+            torch.ones(len(X), 1),
+            lambdas,
+            keep_path=0,
+            max_active=6,
+        )
+    assert 1 < len(res.lambdas) < 30 and len(res.path_index) == len(res.lambdas)
+    assert res.final_index.shape[-1] <= 6
 
 
 def test_float32_design_and_iteration_limit_warning():

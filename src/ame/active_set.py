@@ -3,9 +3,9 @@
 Helper of :mod:`ame.solver`. Every fit of every query (a CV fold, the full data, a bootstrap
 replicate) keeps its own active set: the columns the strong rule or the KKT check ever let in.
 Different folds let in different noise columns, so past the CV minimum the union over the folds of
-one query is 3-5 times larger than each fold's own set; per-fit sets keep the Grams, whose memory
-and work grow with the square of the set size, that much smaller. The fits of a query are stored
-padded to a common capacity and solved as one batch.
+one query is several times larger than each fold's own set (3 times on the m = 1,000 benchmark);
+per-fit sets keep the Grams, whose memory and work grow with the square of the set size, that much
+smaller. The fits of a query are stored padded to a common capacity and solved as one batch.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import warnings
 import torch
 
 _POWER_ITERATIONS = 50
-_POWER_TOL = 1e-2
-_LIPSCHITZ_MARGIN = 1.1
+_POWER_TOL = 2e-2
+_LIPSCHITZ_MARGIN = 1.05
 _BATCH_BYTES = 16 << 20
 _FLOAT32_RESOLUTION = 1e-5
 
@@ -34,9 +34,10 @@ class QueryProblems:
     centered inside buckets with the weights of that fit, built without ever materializing a
     centered copy of X. It grows by blocks as columns enter.
 
-    The columns active in any fit of the query are copied once into a small cache, stored
-    transposed (one row per column): a column read from the big design costs one scattered read
-    per subset, so re-reading the active columns at every step would dominate the run time.
+    The columns active in any fit of the query are copied once into a small cache, scaled, in
+    float64 and transposed (one row per column): a column read from the big design costs one
+    scattered read per subset, so re-reading and converting the active columns at every step
+    would dominate the run time.
 
     Parameters
     ----------
@@ -63,18 +64,21 @@ class QueryProblems:
         self.b, self.beta, self.vec = (torch.zeros(F, 0, **opts) for _ in range(3))
         self.lipschitz = None  # largest Gram eigenvalues (n_fits, 1); None after columns entered
         self.columns = torch.zeros(0, dtype=torch.long, device=X.device)
-        self.cache = X.new_zeros(0, X.shape[0])
-        self.cache_row = {}
+        self.cache = torch.zeros(0, X.shape[0], **opts)
+        self.row_of = torch.full((X.shape[1],), -1, dtype=torch.long, device=X.device)
+        self.n_cached = 0
 
     @property
     def width(self) -> int:
         return max(self.size)
 
-    def _reserve(self, need: int) -> None:
+    def _reserve(self, need: int, limit: int | None) -> None:
+        """Grow the capacity to ``need`` slots, geometrically but not past ``limit``."""
         cap = self.H.shape[-1]
         if need <= cap:
             return
-        cap, u = max(need, int(cap * 1.25) + 16), self.width
+        grown = int(cap * 1.5) + 16
+        cap, u = max(need, grown if limit is None else min(grown, limit)), self.width
         H = self.H.new_zeros(self.H.shape[0], cap, cap)
         H[:, :u, :u] = self.H[:, :u, :u]
         self.H = H
@@ -83,39 +87,39 @@ class QueryProblems:
             old = getattr(self, key)[:, :u]
             setattr(self, key, torch.cat([old, old.new_zeros(old.shape[0], cap - u)], 1))
 
-    def _cache_rows(self, cols: torch.Tensor) -> torch.Tensor:
-        """Cache rows of ``cols``, copying the columns not cached yet out of X."""
-        fresh = [c for c in torch.unique(cols).tolist() if c not in self.cache_row]
-        if fresh:
-            n, k = len(self.cache_row), len(fresh)
-            if n + k > len(self.columns):  # grow geometrically: appends stay amortized O(1)
-                cap = max(n + k, int(1.5 * len(self.columns)) + 64)
-                self.columns = torch.cat([self.columns[:n], self.columns.new_zeros(cap - n)])
-                self.cache = torch.cat(
-                    [self.cache[:n], self.cache.new_zeros(cap - n, self.cache.shape[1])]
-                )
-            fresh_t = torch.tensor(fresh, dtype=torch.long, device=self.X.device)
-            self.columns[n : n + k] = fresh_t
-            self.cache[n : n + k] = self.X[:, fresh_t].T
-            self.cache_row.update({c: n + i for i, c in enumerate(fresh)})
-        rows = [self.cache_row[c] for c in cols.tolist()]
-        return torch.tensor(rows, dtype=torch.long, device=self.X.device)
+    def _cache(self, cols: torch.Tensor) -> None:
+        """Copy the columns of ``cols`` (distinct) that are not cached yet out of X."""
+        fresh = cols[self.row_of[cols] < 0]
+        n, k = self.n_cached, fresh.numel()
+        if not k:
+            return
+        if n + k > len(self.columns):  # grow geometrically: appends stay amortized O(1)
+            cap = max(n + k, int(1.25 * len(self.columns)) + 64)
+            self.columns = torch.cat([self.columns[:n], self.columns.new_zeros(cap - n)])
+            self.cache = torch.cat(
+                [self.cache[:n], self.cache.new_zeros(cap - n, self.cache.shape[1])]
+            )
+        self.columns[n : n + k] = fresh
+        self.cache[n : n + k] = self.X[:, fresh].T.double() / self.scale[fresh, None]
+        self.row_of[fresh] = torch.arange(n, n + k, device=fresh.device)
+        self.n_cached = n + k
 
-    def add(self, new: dict[int, torch.Tensor]) -> None:
+    def add(self, new: dict[int, torch.Tensor], limit: int | None = None) -> None:
         """Append columns to the active sets of some fits.
 
         Parameters
         ----------
         new : dict of int to Tensor
             For each fit, the columns to append (none of them active in that fit yet).
+        limit : int, optional
+            The most active columns a fit will get: no capacity is reserved past it.
         """
-        self._reserve(max(self.size[f] + cols.numel() for f, cols in new.items()))
-        inv_scale = 1.0 / self.scale
+        self._reserve(max(self.size[f] + cols.numel() for f, cols in new.items()), limit)
+        self._cache(torch.unique(torch.cat(list(new.values()))))
         for f, cols in new.items():
             u, a = self.size[f], cols.numel()
-            self.slot[f, u : u + a] = self._cache_rows(cols)
-            rows = self.slot[f, : u + a]
-            x_all = self.cache[rows].double() * inv_scale[self.columns[rows], None]
+            self.slot[f, u : u + a] = self.row_of[cols]
+            x_all = self.cache[self.slot[f, : u + a]]
             weighted = x_all[u:] * self.w[:, f]
             S = self.S[f]
             S[:, u : u + a] = (weighted @ self.onehot).T
@@ -132,7 +136,7 @@ class QueryProblems:
     def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Active columns and coefficients in the units of X, each of shape (n_fits, width).
 
-        Padding slots hold column 0 with coefficient 0.
+        Padding slots (past a fit's own size) carry coefficient 0 and an arbitrary column.
         """
         u = self.width
         cols = self.columns[self.slot[:, :u]]
@@ -142,10 +146,8 @@ class QueryProblems:
         """``X β_f`` of every fit, of shape (n_subsets, n_fits), float64."""
         F, u = self.beta.shape[0], self.width
         dense = self.beta.new_zeros(F, self.cache.shape[0])
-        if u:
-            cols, coef = self.coefficients()
-            dense.scatter_add_(1, self.slot[:, :u], coef)
-        return (dense.to(self.cache.dtype) @ self.cache).T.double()
+        dense.scatter_add_(1, self.slot[:, :u], self.beta[:, :u])
+        return (dense @ self.cache).T
 
 
 class ActiveSets:
@@ -171,15 +173,21 @@ class ActiveSets:
         """Largest active-set size over all fits and queries."""
         return max(problems.width for problems in self.queries)
 
-    def add(self, candidates: torch.Tensor) -> bool:
+    def add(self, candidates: torch.Tensor, limit: int | None = None) -> tuple[int, list[int]]:
         """Activate the columns flagged in ``candidates`` (n_features, n_fits, n_queries).
 
-        Returns True when any of them was not active yet.
+        Returns the number of columns added that were not active yet, and the queries left
+        untouched because their columns would take one of their fits past ``limit``.
         """
         new = candidates & ~self.member
+        over = []
+        if limit is not None:
+            sizes = torch.tensor([p.size for p in self.queries], device=new.device).T  # (F, Q)
+            over = torch.nonzero((sizes + new.sum(0) > limit).any(0)).flatten().tolist()
+            new[:, :, over] = False
         hits = torch.nonzero(new)
         if hits.numel() == 0:
-            return False
+            return 0, over
         F = new.shape[1]
         key = hits[:, 2] * F + hits[:, 1]
         order = torch.argsort(key, stable=True)
@@ -191,18 +199,20 @@ class ActiveSets:
         ):
             per_query.setdefault(group // F, {})[group % F] = cols
         for q, fits in per_query.items():
-            self.queries[q].add(fits)
+            self.queries[q].add(fits, limit)
         self.member |= new
-        return True
+        return hits.shape[0], over
 
-    def solve(self, lam: torch.Tensor, tol: torch.Tensor, max_iter: int) -> None:
-        """Solve every problem at penalties ``lam`` (n_queries,) to KKT tolerance ``tol``.
+    def solve(
+        self, lam: torch.Tensor, tol: torch.Tensor, max_iter: int, queries: list[int]
+    ) -> None:
+        """Solve the problems of ``queries`` at penalties ``lam`` (n_queries,) to tolerance ``tol``.
 
         Queries are solved in batches padded to a common width, as many per batch as fit in
         ``_BATCH_BYTES`` of stacked Grams (a query whose Grams alone exceed it is solved in place):
         small problems then cost one batched iteration for all queries instead of one per query.
         """
-        order = sorted(range(len(self.queries)), key=lambda q: self.queries[q].width)
+        order = sorted(queries, key=lambda q: self.queries[q].width)
         F = len(self.queries[0].size)
         failed, batch = [], []
         for q in [*order, None]:
@@ -222,9 +232,9 @@ class ActiveSets:
                 stacklevel=3,
             )
 
-    def fitted(self) -> torch.Tensor:
-        """``X β`` of every fit and query, of shape (n_subsets, n_fits, n_queries), float64."""
-        return torch.stack([problems.fitted() for problems in self.queries], 2)
+    def fitted(self, queries: list[int]) -> torch.Tensor:
+        """``X β`` of every fit of ``queries``, of shape (n_subsets, n_fits, len(queries))."""
+        return torch.stack([self.queries[q].fitted() for q in queries], 2)
 
     def coefficients(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Active columns and coefficients of all fits, padded to a common width.
@@ -232,7 +242,7 @@ class ActiveSets:
         Returns
         -------
         index : Tensor of shape (n_fits, n_queries, width)
-            Padding slots hold column 0 with coefficient 0.
+            Padding slots carry coefficient 0 and an arbitrary column.
         coef : Tensor of shape (n_fits, n_queries, width), float64, in the units of X
         """
         width, Q, F = self.width, len(self.queries), self.member.shape[1]
@@ -261,8 +271,8 @@ def _solve_batch(queries: list[QueryProblems], lam, tol, max_iter: int) -> bool:
         return True
     F = queries[0].H.shape[0]
     if len(queries) == 1:
-        H, b = queries[0].H[:, :width, :width], queries[0].b[:, :width]
-        x, v = queries[0].beta[:, :width], queries[0].vec[:, :width]
+        H = queries[0].H[:, :width, :width]
+        b, x, v = queries[0].b[:, :width], queries[0].beta[:, :width], queries[0].vec[:, :width]
     else:
         H = queries[0].H.new_zeros(len(queries) * F, width, width)
         b, x, v = (H.new_zeros(len(queries) * F, width) for _ in range(3))
@@ -271,9 +281,9 @@ def _solve_batch(queries: list[QueryProblems], lam, tol, max_iter: int) -> bool:
             H[rows, :u, :u] = problems.H[:, :u, :u]
             b[rows, :u], x[rows, :u] = problems.b[:, :u], problems.beta[:, :u]
             v[rows, :u] = problems.vec[:, :u]
+    H32 = H.float()
     lam = torch.as_tensor(lam, dtype=torch.float64, device=H.device).repeat_interleave(F)[:, None]
     tol = torch.as_tensor(tol, dtype=torch.float64, device=H.device).repeat_interleave(F)
-    H32 = H.float()
     if any(problems.lipschitz is None for problems in queries):
         v = _power_iteration(H32, v.float()).double()
         top = (v * _matvec(H, v)).sum(1, keepdim=True).clamp_min(1e-12)
@@ -283,31 +293,39 @@ def _solve_batch(queries: list[QueryProblems], lam, tol, max_iter: int) -> bool:
     else:
         top = torch.cat([problems.lipschitz for problems in queries])
     step = 1.0 / (_LIPSCHITZ_MARGIN * top)
-    floor = _FLOAT32_RESOLUTION * b.abs().amax(1)
-    x = _fista(
-        H32,
-        b.float(),
-        x.float(),
-        lam.float(),
-        step.float(),
-        torch.maximum(tol, floor).float(),
-        max_iter,
-    )[0]
-    x = x.double()
-    converged = bool((kkt_residual(H, b, x, lam) <= tol).all())
-    if not converged:
-        x, converged = _fista(H, b, x, lam, step, tol, max_iter)
+    # float32 iterations on the problems off their optimum (after a KKT check adds columns, few
+    # are), then a float64 certificate for all and float64 polishing where it fails
+    goal = torch.maximum(tol, _FLOAT32_RESOLUTION * b.abs().amax(1))
+    b32, x32, lam32 = b.float(), x.float(), lam.float()
+    need = torch.nonzero(kkt_residual(H32, b32, x32, lam32) > goal).flatten()
+    x = x.clone()
+    if need.numel():
+        args = (
+            H32[need],
+            b32[need],
+            x32[need],
+            lam32[need],
+            step[need].float(),
+            goal[need].float(),
+        )
+        x[need] = _fista(*args, max_iter)[0].double()
+    need = torch.nonzero(kkt_residual(H, b, x, lam) > tol).flatten()
+    if need.numel():
+        x[need], converged = _fista(
+            H[need], b[need], x[need], lam[need], step[need], tol[need], max_iter
+        )
     for k, problems in enumerate(queries):
         u, rows = problems.width, slice(k * F, (k + 1) * F)
         problems.beta[:, :u] = x[rows, :u]
-    return converged
+    return need.numel() == 0 or converged
 
 
 def _fista(H, b, x, lam, step, tol, max_iter: int):
     """FISTA with gradient-based adaptive restart from ``x``, in the dtype of the arguments.
 
     Iterates until the gradient mapping of every problem is below its tolerance and its KKT
-    residual confirms it, or ``max_iter`` iterations. Returns the iterate and whether it converged.
+    residual (in this dtype) confirms it, or ``max_iter`` iterations. Returns the iterate and
+    whether it converged.
     """
     y, t = x.clone(), torch.ones_like(step)
     converged = bool((kkt_residual(H, b, x, lam) <= tol).all())

@@ -12,9 +12,12 @@ inclusion probability p_i:
   E_P[p(1−p)] is itself an AME: the semivalue whose p-density is ∝ P(p) p(1−p). The ``shapley``
   design (density ∝ 1/(p(1−p)) on [ε, 1−ε]) thus estimates the Shapley value restricted to
   p ∈ [ε, 1−ε]; ``uniform`` the Beta(2, 2) and ``beta(a, b)`` the Beta(a+1, b+1) semivalue.
-  Uniform sampling cannot reach the Shapley value itself with finite variance through this
-  regression: that needs the inverse features, whose normalizer E_p[1/(p(1−p))] diverges under
-  p ~ Uniform(0, 1), and so does the variance of every row with p near 0 or 1.
+  Uniform sampling cannot give the Shapley value with finite variance through this regression.
+  Centered features tilt it to Beta(2, 2); undoing the tilt needs the inverse features, whose
+  normalizer v = E_p[1/(p(1−p))] is infinite under p ~ Uniform(0, 1) (v̂ is then a heavy-tailed
+  average and the features of rows with p near 0 or 1 are unbounded). With centered features the
+  Shapley value needs p-density ∝ 1/(p(1−p)), which only normalizes on [ε, 1−ε]: hence the
+  ``shapley`` design and its O(ε) truncation.
 
 Buckets. The mean behaviour depends on p (bigger subsets, better models). One unpenalized
 indicator per distinct p (discrete designs) or per quantile bin of p (continuous designs,
@@ -26,6 +29,7 @@ remove the variance that the p-dependent mean would otherwise add to the residua
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -70,7 +74,9 @@ def knockoff_threshold(W: np.ndarray, fdr: float, offset: int = 1) -> float:
     return float(ts[ok][0]) if ok.any() else np.inf
 
 
-def featurize(masks, p, n_points, featurization, *, knockoff_seed=None, device="cpu"):
+def featurize(
+    masks, p, n_points, featurization, *, knockoff_seed=None, subset_index=None, device="cpu"
+):
     """Build the float32 design [X | X̃] once, in row chunks.
 
     Parameters
@@ -82,8 +88,10 @@ def featurize(masks, p, n_points, featurization, *, knockoff_seed=None, device="
     featurization : {"inverse", "centered"}
     knockoff_seed : int, optional
         When given, append N knockoff columns: row i uses a fresh Bernoulli(p_i)^N mask from
-        ``subset_rng(knockoff_seed, i, stream=1)``, so the knockoffs of a budget prefix are the
-        prefix of the knockoffs.
+        ``subset_rng(knockoff_seed, subset_index[i], stream=1)``, so the knockoffs of a budget
+        prefix are the prefix of the knockoffs.
+    subset_index : ndarray of int, shape (n_subsets,), optional
+        Index of each row's subset in the experiment; default 0 .. n_subsets - 1.
     device : str or torch.device
 
     Returns
@@ -91,6 +99,7 @@ def featurize(masks, p, n_points, featurization, *, knockoff_seed=None, device="
     Tensor of shape (n_subsets, n_points) or (n_subsets, 2 * n_points), float32
     """
     m = len(p)
+    subset_index = np.arange(m) if subset_index is None else subset_index
     n_cols = n_points * (1 if knockoff_seed is None else 2)
     X = torch.empty((m, n_cols), dtype=torch.float32, device=device)
     inside, outside = (1 / p, -1 / (1 - p)) if featurization == "inverse" else (1 - p, -p)
@@ -101,7 +110,10 @@ def featurize(masks, p, n_points, featurization, *, knockoff_seed=None, device="
         if knockoff_seed is not None:
             blocks.append(
                 np.stack(
-                    [subset_rng(knockoff_seed, i, stream=1).random(n_points) < p[i] for i in rows]
+                    [
+                        subset_rng(knockoff_seed, subset_index[i], stream=1).random(n_points) < p[i]
+                        for i in rows
+                    ]
                 )
             )
         for k, block in enumerate(blocks):
@@ -122,9 +134,9 @@ class AMEEstimator:
         (see the module docstring for what each estimates).
     lambda_rule : {"1se", "min"} or float
         "1se": the largest λ whose CV error is within one standard error of the minimum (sparser;
-        for detection); "min": the CV minimum (for value estimation). A float r ≥ 0 fixes
+        for detection); "min": the CV minimum (for value estimation). A float r in [0, 1) fixes
         λ = r · λ_max per query (the path is still run down to it for warm starts); 0 gives the
-        least-squares fit, which needs more subsets than columns.
+        least-squares fit, which needs more training rows per fold than columns.
     n_folds : int
         Cross-validation folds.
     n_lambdas, lambda_min_ratio : int, float
@@ -134,15 +146,21 @@ class AMEEstimator:
     fdr, knockoff_plus : float, bool
         Defaults of :meth:`select`.
     n_bootstrap : int
-        Bootstrap replicates for ``stderr_`` (0: none).
+        Bootstrap replicates for ``stderr_`` (0: none). Every ``n_folds + 1`` replicates cost about
+        one short CV path; resampled fits admit more noise columns than the full fit at the same
+        λ, so with many columns per subset they are the expensive part, bounded by ``max_active``.
     n_p_bins : int
         Quantile bins of p whose unpenalized indicators absorb the p-dependent mean (continuous p).
     standardize : bool
         Penalize coefficients of columns scaled to unit within-bucket standard deviation.
     patience : int
-        The CV path stops once every query's CV minimum lies this many λ steps back.
+        A query stops descending the λ path once its CV minimum lies this many steps back: the
+        rest of its path cannot move λ_min or λ_1se, and it is where noise columns pour in and
+        the active sets, and so the cost, grow fastest.
     max_active : int
-        The path stops when a query's active set exceeds this (bounds Gram memory).
+        The path stops, with a warning, before a step that would give a fit more active columns.
+        It bounds the memory of the Grams: about 12 · (n_folds + 1) · max_active² bytes per query
+        (float64 and float32 copies).
     tol, max_iter : float, int
         KKT tolerance (relative to λ_max) and FISTA iteration limit of the solver.
     device : str
@@ -162,13 +180,15 @@ class AMEEstimator:
         Chosen penalty, in standardized units.
     lambda_index_ : ndarray of int, shape (n_queries,)
     lambdas_, cv_mse_, cv_se_ : ndarray of shape (n_queries, n_steps)
-        The λ path actually solved (shorter than ``n_lambdas`` after an early stop), the mean CV
-        error and its standard error across folds.
+        The λ path (shorter than ``n_lambdas`` after an early stop), the mean CV error and its
+        standard error across folds. A query stops ``patience`` steps after its own CV minimum:
+        its CV errors are NaN at the steps after that.
     featurization_ : str
     ame_scale_ : float
         AME = ame_scale_ · coefficient: v̂ for inverse features, 1 for centered ones.
     semivalue_ : str
         Name of the estimand.
+    n_points_ : int
     """
 
     def __init__(
@@ -209,7 +229,7 @@ class AMEEstimator:
         self.device = device
         self.random_state = random_state
 
-    def fit(self, masks, p, Y, *, n_points=None, design: Design | None = None):
+    def fit(self, masks, p, Y, *, n_points=None, design: Design | None = None, subset_index=None):
         """Estimate the AMEs of every point on every behaviour.
 
         Parameters
@@ -224,6 +244,9 @@ class AMEEstimator:
             Number of training points; required for packed masks.
         design : Design, optional
             The design the subsets came from; only names the estimand in ``semivalue_``.
+        subset_index : array-like of int, shape (n_subsets,), optional
+            Index of each row's subset in the experiment (default 0 .. n_subsets - 1). It seeds the
+            row's knockoff mask, so that rows keep their knockoffs when others are missing.
 
         Returns
         -------
@@ -239,6 +262,10 @@ class AMEEstimator:
         self._validate_params()
         masks, p, Y, n_points = _validate_data(masks, p, Y, n_points)
         m, Q = Y.shape
+        if subset_index is not None:
+            subset_index = np.asarray(subset_index)
+            if subset_index.shape != (m,) or not np.issubdtype(subset_index.dtype, np.integer):
+                raise ValueError(f"subset_index: expected {m} integers, one per row of masks")
         if self.n_folds > m:
             raise ValueError(
                 f"n_folds: {self.n_folds} folds need at least as many subsets, got {m}"
@@ -262,6 +289,7 @@ class AMEEstimator:
             n_points,
             self.featurization_,
             knockoff_seed=seed if self.knockoffs else None,
+            subset_index=subset_index,
             device=self.device,
         )
         groups_t = torch.as_tensor(groups, device=self.device)
@@ -285,10 +313,10 @@ class AMEEstimator:
             patience=self.patience if cv_rule else None,
             max_active=self.max_active,
         )
-        if not cv_rule and len(path.lambdas) < self.n_lambdas:
+        if not cv_rule and path.n_solved.min() < self.n_lambdas:
             raise ValueError(
-                f"max_active: the path stopped at λ step {len(path.lambdas)} of {self.n_lambdas}, "
-                f"before the penalty fixed by lambda_rule={self.lambda_rule}"
+                f"max_active: the path stopped at λ step {path.n_solved.min()} of "
+                f"{self.n_lambdas}, before the penalty fixed by lambda_rule={self.lambda_rule}"
             )
         self.lambdas_ = path.lambdas.T
         self.cv_mse_ = path.cv_mse.mean(1).T
@@ -359,7 +387,7 @@ class AMEEstimator:
         """Index of the chosen λ of every query."""
         if not isinstance(self.lambda_rule, str):
             return np.full(len(self.cv_mse_), self.cv_mse_.shape[1] - 1)
-        best = self.cv_mse_.argmin(1)
+        best = np.nanargmin(self.cv_mse_, axis=1)
         if self.lambda_rule == "min":
             return best
         rows = np.arange(len(best))
@@ -391,7 +419,14 @@ class AMEEstimator:
                 scale=scale,
                 tol=self.tol,
                 max_iter=self.max_iter,
+                max_active=self.max_active,
             )
+            if path.n_solved.min() < len(lambdas):
+                warnings.warn(
+                    "stderr_: bootstrap refits stopped above the chosen λ (max_active reached); "
+                    "their spread describes a sparser fit",
+                    stacklevel=3,
+                )
             coef = self.ame_scale_ * sparse_to_dense(path.final_index, path.final_coef, P)
             total += coef.sum(0)
             total_sq += (coef**2).sum(0)

@@ -37,17 +37,23 @@ class LassoPath:
     Attributes
     ----------
     lambdas : ndarray of shape (n_steps, n_queries)
-        Penalties solved (scaled units); shorter than requested when the path stopped early.
+        Penalties of the steps taken (scaled units); shorter than requested when every query
+        stopped early.
+    n_solved : ndarray of int, shape (n_queries,)
+        Steps each query completed; a query stops at ``patience`` or ``max_active``.
     cv_mse : ndarray of shape (n_steps, n_held_out, n_queries) or None
-        Mean squared held-out error of each of the first ``n_held_out`` fits.
+        Mean squared held-out error of each of the first ``n_held_out`` fits; NaN at the steps
+        after a query stopped early (``patience``).
     path_index, path_coef : list of ndarray
         Per step, the active columns (n_queries, width) and coefficients (n_queries, width) of the
-        fit named by ``keep_path``, in the units of X.
+        fit named by ``keep_path``, in the units of X (meaningful up to each query's
+        ``n_solved``).
     final_index, final_coef : ndarray of shape (n_fits, n_queries, width)
-        Active columns and coefficients of every fit at the last step.
+        Active columns and coefficients of every fit at each query's last completed step.
     """
 
     lambdas: np.ndarray
+    n_solved: np.ndarray
     cv_mse: np.ndarray | None
     final_index: np.ndarray
     final_coef: np.ndarray
@@ -125,6 +131,13 @@ def column_scale(X: torch.Tensor, groups: torch.Tensor | None = None) -> torch.T
         out[s : s + step] = ((block - onehot @ means) ** 2).sum(0) / m
     out = out.sqrt()
     return torch.where(out > 1e-12, out, 1.0)
+
+
+def _mask(queries: list[int], n_queries: int, device) -> torch.Tensor:
+    """Boolean mask of shape (n_queries,) that is True on ``queries``."""
+    mask = torch.zeros(n_queries, dtype=torch.bool, device=device)
+    mask[queries] = True
+    return mask
 
 
 def _abs_correlation(X, residual, scale):
@@ -224,11 +237,14 @@ def lasso_path(
     max_iter : int
         FISTA iteration limit per restricted solve.
     patience : int, optional
-        Stop once every query's mean held-out error has not improved for ``patience`` steps: the
-        rest of the path cannot change λ_min or λ_1se. Needs ``held_out``.
+        A query stops descending once its mean held-out error has not improved for ``patience``
+        steps (the rest of its path cannot change λ_min or λ_1se); the path ends when all have
+        stopped. After its last step a query has NaN held-out errors, and its ``path_coef``
+        entries carry no meaning. Needs ``held_out``.
     max_active : int, optional
-        Stop (with a warning) after a step where some fit has more active columns; bounds the
-        memory of the Grams, which grows with its square.
+        A query stops (with a warning) before a step that would give one of its fits more active
+        columns; this bounds the memory of its Grams, which grows with the square. The first
+        step is never refused.
 
     Returns
     -------
@@ -240,9 +256,8 @@ def lasso_path(
     onehot = group_onehot(groups, m, device)
     w = weights.to(device=device, dtype=torch.float64)
     total = w.sum(0)
-    yc = center(
-        Y.to(device=device, dtype=torch.float64)[:, None, :].expand(m, n_fits, n_queries), w, onehot
-    )
+    Y = Y.to(device=device, dtype=torch.float64)
+    yc = center(Y[:, None, :].expand(m, n_fits, n_queries), w, onehot)
     scale = (
         torch.ones(X.shape[1], dtype=torch.float64, device=device)
         if scale is None
@@ -252,41 +267,71 @@ def lasso_path(
     tol_abs = tol * lambdas[0].clamp_min(1e-300)
     active = ActiveSets(X, w, onehot, w[:, :, None] * yc, scale)
     held = None if held_out is None else held_out.to(device=device, dtype=torch.float64)
-    result = LassoPath(lambdas=None, cv_mse=None, final_index=None, final_coef=None)
-    mse_steps = []
+    path_index, path_coef, mse_steps = [], [], []
     best_mse = torch.full((n_queries,), torch.inf, dtype=torch.float64, device=device)
     best_step = torch.zeros(n_queries, dtype=torch.long, device=device)
+    n_solved = np.zeros(n_queries, dtype=int)
+    last = [(np.zeros((n_fits, 0), dtype=int), np.zeros((n_fits, 0)))] * n_queries
+    capped: list[int] = []
     corr = _abs_correlation(X, w[:, :, None] * yc / total[None, :, None], scale)
+    running = list(range(n_queries))  # queries still descending the path
     for t in range(lambdas.shape[0]):
-        lam = lambdas[t]
-        active.add(corr > (2 * lam - lambdas[max(t - 1, 0)]).to(corr.dtype))
-        while True:
-            active.solve(lam, tol_abs, max_iter)
-            index, coef = active.coefficients()
-            residual = center(Y.to(torch.float64)[:, None, :] - active.fitted(), w, onehot)
-            corr = _abs_correlation(X, w[:, :, None] * residual / total[None, :, None], scale)
-            if not active.add(corr > (lam + tol_abs).to(corr.dtype)):
+        lam, limit = lambdas[t], max_active if t else None
+        screen = corr > (2 * lam - lambdas[max(t - 1, 0)]).to(corr.dtype)
+        _, over = active.add(screen & _mask(running, n_queries, device), limit)
+        while True:  # solve, check the KKT conditions of all columns, add violators
+            running = [q for q in running if q not in over]
+            capped += over
+            if not running:
                 break
+            active.solve(lam, tol_abs, max_iter, running)
+            solved, fitted = running, active.fitted(running)
+            residual = center(Y[:, None, running] - fitted, w, onehot)
+            weighted = w[:, :, None] * residual / total[None, :, None]
+            corr[:, :, running] = _abs_correlation(X, weighted, scale)
+            violation = corr > (lam + tol_abs).to(corr.dtype)
+            added, over = active.add(violation & _mask(running, n_queries, device), limit)
+            if added == 0:  # no violator left, except in queries refused by max_active
+                running = [q for q in running if q not in over]
+                capped += over
+                break
+        if not running:
+            break
+        # the queries of ``running`` have reached the KKT conditions at this λ
+        index, coef = (a.cpu().numpy() for a in active.coefficients())
+        n_solved[running] = t + 1
+        for q in running:
+            last[q] = (index[:, q], coef[:, q])
         if keep_path is not None:
-            result.path_index.append(index[keep_path].cpu().numpy())
-            result.path_coef.append(coef[keep_path].cpu().numpy())
+            path_index.append(index[keep_path])
+            path_coef.append(coef[keep_path])
         if held is not None:
-            K = held.shape[1]
-            sq = torch.einsum("mk,mkq->kq", held, residual[:, :K] ** 2) / held.sum(0)[:, None]
+            K, cols = held.shape[1], [solved.index(q) for q in running]
+            sq = torch.full((K, n_queries), torch.nan, dtype=torch.float64, device=device)
+            sq[:, running] = (
+                torch.einsum("mk,mkq->kq", held, residual[:, :K, cols] ** 2) / held.sum(0)[:, None]
+            )
             mse_steps.append(sq.cpu().numpy())
             improved = sq.mean(0) < best_mse
             best_mse = torch.where(improved, sq.mean(0), best_mse)
             best_step = torch.where(improved, t, best_step)
-            if patience is not None and bool((t - best_step >= patience).all()):
-                break
-        if max_active is not None and active.width > max_active and t + 1 < lambdas.shape[0]:
-            warnings.warn(
-                f"LASSO path stopped after {t + 1} of {lambdas.shape[0]} penalties: a fit has "
-                f"{active.width} > max_active={max_active} active columns",
-                stacklevel=2,
-            )
+            if patience is not None:
+                running = [q for q in running if t - int(best_step[q]) < patience]
+        if not running:
             break
-    result.lambdas = lambdas[: t + 1].cpu().numpy()
-    result.cv_mse = np.stack(mse_steps) if mse_steps else None
-    result.final_index, result.final_coef = index.cpu().numpy(), coef.cpu().numpy()
-    return result
+    if capped:
+        warnings.warn(
+            f"LASSO path: queries {sorted(capped)} stopped before a step that would take a fit "
+            f"past max_active={max_active} active columns",
+            stacklevel=2,
+        )
+    width = max(index.shape[1] for index, _ in last)
+    return LassoPath(
+        lambdas=lambdas[: n_solved.max()].cpu().numpy(),
+        n_solved=n_solved,
+        cv_mse=np.stack(mse_steps) if mse_steps else None,
+        final_index=np.stack([np.pad(i, [(0, 0), (0, width - i.shape[1])]) for i, _ in last], 1),
+        final_coef=np.stack([np.pad(c, [(0, 0), (0, width - c.shape[1])]) for _, c in last], 1),
+        path_index=path_index,
+        path_coef=path_coef,
+    )
