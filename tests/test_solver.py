@@ -4,7 +4,7 @@ import torch
 from sklearn.linear_model import LassoCV
 from sklearn.linear_model import lasso_path as sk_lasso_path
 
-from ame.active_set import ConvergenceWarning
+from ame.active_set import ConvergenceWarning, _fista
 from ame.solver import (
     column_scale,
     kfold_weights,
@@ -231,6 +231,37 @@ def test_float32_design_and_iteration_limit_warning():
         lasso_path(
             torch.tensor(X), torch.tensor(Y), torch.ones(len(X), 1), lambdas, tol=1e-12, max_iter=5
         )
+
+
+def test_gram_with_equal_diagonal_and_negative_correlation():
+    """Its top eigenvector is (1, −1): a power iteration started from all ones stays on (1, 1),
+    the smaller eigenvalue, and the too long FISTA step diverged to a NaN fit, reported as
+    converged (NaN > tol is False)."""
+    rng = np.random.default_rng(0)
+    a, z = rng.standard_normal((2, 40))
+    a, z = a - a.mean(), z - z.mean()
+    z -= (z @ a) / (a @ a) * a
+    X = np.stack([a, -0.6 * a + 0.8 * z * np.linalg.norm(a) / np.linalg.norm(z)], 1)
+    Y = X @ [[1.0], [-1.0]] + 0.1 * rng.standard_normal((40, 1))
+    lambdas = grid(X, Y, n=10, ratio=0.01)
+    res = lasso_path(torch.tensor(X), torch.tensor(Y), torch.ones(40, 1), lambdas, tol=1e-9)
+    _, coefs, _ = sk_lasso_path(
+        X, Y[:, 0] - Y[:, 0].mean(), alphas=lambdas[-1:, 0].numpy(), tol=1e-12
+    )
+    ours = sparse_to_dense(res.final_index, res.final_coef, 2)[0, 0]
+    np.testing.assert_allclose(ours, coefs[:, 0], atol=1e-6)
+
+
+def test_fista_shortens_a_step_that_overshoots_the_curvature():
+    """A stalled power iteration can report the smallest eigenvalue as L; FISTA must recover."""
+    H = torch.tensor([[[1.0, -0.6], [-0.6, 1.0]]], dtype=torch.float64)
+    b, lam = torch.tensor([[1.0, -0.5]], dtype=torch.float64), torch.full((1, 1), 0.01).double()
+    step = torch.full((1, 1), 1 / (1.05 * 0.4), dtype=torch.float64)  # L: the small eigenvalue
+    tol = torch.tensor([1e-10], dtype=torch.float64)
+    x, step, converged = _fista(H, b, torch.zeros(1, 2, dtype=torch.float64), lam, step, tol, 1000)
+    assert converged and step.item() * 1.6 < 1.1  # was 3.8, past the divergence bound 2
+    expected = torch.linalg.solve(H[0], b[0] - lam[0])  # both coefficients positive
+    np.testing.assert_allclose(x[0], expected, atol=1e-9)
 
 
 def test_sparse_to_dense_keeps_column_zero_under_padding():

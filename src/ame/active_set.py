@@ -63,6 +63,7 @@ class QueryProblems:
         self.H, self.S = torch.zeros(F, 0, 0, **opts), torch.zeros(F, G, 0, **opts)
         self.b, self.beta, self.vec = (torch.zeros(F, 0, **opts) for _ in range(3))
         self.lipschitz = None  # largest Gram eigenvalues (n_fits, 1); None after columns entered
+        self.rng = torch.Generator(device=X.device).manual_seed(0)  # power-iteration starts
         self.columns = torch.zeros(0, dtype=torch.long, device=X.device)
         self.cache = torch.zeros(0, X.shape[0], **opts)
         self.row_of = torch.full((X.shape[1],), -1, dtype=torch.long, device=X.device)
@@ -129,7 +130,12 @@ class QueryProblems:
             self.H[f, u : u + a, : u + a] = cross
             self.H[f, : u + a, u : u + a] = cross.T
             self.b[f, u : u + a] = (x_all[u:] @ self.wyc[:, f]) / self.total[f]
-            self.vec[f, u : u + a] = 1.0  # let the power iteration see the new directions
+            # let the power iteration see the new directions from a random start: a constant one
+            # can be an eigenvector of a small eigenvalue (all-ones is one of every 2 × 2 Gram
+            # with equal diagonal), which the iteration never leaves, and L comes out far short
+            self.vec[f, u : u + a] = torch.randn(
+                a, generator=self.rng, dtype=torch.float64, device=self.X.device
+            )
             self.size[f] = u + a
         self.lipschitz = None
 
@@ -262,9 +268,10 @@ def _solve_batch(queries: list[QueryProblems], lam, tol, max_iter: int) -> bool:
     which this halves, and float32 gradients resolve the KKT conditions to about 1e-5 of the
     largest correlation, finer than the default tolerance. Every problem is then certified by its
     float64 KKT residual (the largest violation of the optimality conditions) and, where that
-    exceeds the tolerance, polished by float64 iterations. The step is 1/L with L a warm-started
-    power-iteration estimate of the largest eigenvalue of each Gram, times a margin, recomputed
-    only after columns entered. Returns True when every problem reached its tolerance.
+    exceeds the tolerance or is not finite, polished by float64 iterations. The step is 1/L with L
+    a warm-started power-iteration estimate of the largest eigenvalue of each Gram, times a
+    margin, recomputed only after columns entered and raised where FISTA finds it short. Returns
+    True when every problem reached its tolerance.
     """
     width = max(problems.width for problems in queries)
     if width == 0:
@@ -289,7 +296,7 @@ def _solve_batch(queries: list[QueryProblems], lam, tol, max_iter: int) -> bool:
         top = (v * _matvec(H, v)).sum(1, keepdim=True).clamp_min(1e-12)
         for k, problems in enumerate(queries):
             u, rows = problems.width, slice(k * F, (k + 1) * F)
-            problems.lipschitz, problems.vec[:, :u] = top[rows], v[rows, :u]
+            problems.vec[:, :u] = v[rows, :u]
     else:
         top = torch.cat([problems.lipschitz for problems in queries])
     step = 1.0 / (_LIPSCHITZ_MARGIN * top)
@@ -308,15 +315,17 @@ def _solve_batch(queries: list[QueryProblems], lam, tol, max_iter: int) -> bool:
             step[need].float(),
             goal[need].float(),
         )
-        x[need] = _fista(*args, max_iter)[0].double()
-    need = torch.nonzero(kkt_residual(H, b, x, lam) > tol).flatten()
+        x32, step32, _ = _fista(*args, max_iter)
+        x[need], step[need] = x32.double(), step32.double()
+    need = torch.nonzero(~(kkt_residual(H, b, x, lam) <= tol)).flatten()
     if need.numel():
-        x[need], converged = _fista(
+        x[need], step[need], converged = _fista(
             H[need], b[need], x[need], lam[need], step[need], tol[need], max_iter
         )
+    top = 1.0 / (_LIPSCHITZ_MARGIN * step)
     for k, problems in enumerate(queries):
         u, rows = problems.width, slice(k * F, (k + 1) * F)
-        problems.beta[:, :u] = x[rows, :u]
+        problems.beta[:, :u], problems.lipschitz = x[rows, :u], top[rows]
     return need.numel() == 0 or converged
 
 
@@ -324,16 +333,31 @@ def _fista(H, b, x, lam, step, tol, max_iter: int):
     """FISTA with gradient-based adaptive restart from ``x``, in the dtype of the arguments.
 
     Iterates until the gradient mapping of every problem is below its tolerance and its KKT
-    residual (in this dtype) confirms it, or ``max_iter`` iterations. Returns the iterate and
-    whether it converged.
+    residual (in this dtype) confirms it, or ``max_iter`` iterations. Returns the iterate, the
+    steps and whether it converged.
+
+    The power iteration behind ``step`` only bounds the largest eigenvalue from below, and can
+    stop far below it (from a start nearly orthogonal to the top eigenvector); a step longer than
+    the inverse curvature diverges or oscillates along that direction. So at iterations 1, 2, 4,
+    8, ... the curvature of the last move is measured, and a problem whose step exceeds its
+    inverse restarts from ``x`` with that curvature, times the margin, as its L.
     """
-    y, t = x.clone(), torch.ones_like(step)
+    start, y, t = x, x.clone(), torch.ones_like(step)
     converged = bool((kkt_residual(H, b, x, lam) <= tol).all())
     it = 0
     while not converged and it < max_iter:
         it += 1
         z = y - step * (_matvec(H, y) - b)
         x_new = z.sign() * (z.abs() - step * lam).clamp_min(0.0)
+        if it & (it - 1) == 0:
+            move = x_new - y
+            sq = (move * move).sum(1, keepdim=True)
+            curvature = (move * _matvec(H, move)).sum(1, keepdim=True)
+            short = curvature * step > sq
+            if bool(short.any()):
+                step = torch.where(short, sq / (_LIPSCHITZ_MARGIN * curvature), step)
+                x_new, x, y = (torch.where(short, start, v) for v in (x_new, x, y))
+                t = torch.where(short, 1.0, t)
         if bool((((y - x_new) / step).abs().amax(1) <= tol).all()):
             converged = bool((kkt_residual(H, b, x_new, lam) <= tol).all())
         restart = ((y - x_new) * (x_new - x)).sum(1, keepdim=True) > 0
@@ -341,7 +365,7 @@ def _fista(H, b, x, lam, step, tol, max_iter: int):
         momentum = torch.where(restart, 0.0, (t - 1.0) / t_new)
         y = x_new + momentum * (x_new - x)
         x, t = x_new, torch.where(restart, 1.0, t_new)
-    return x, converged
+    return x, step, converged
 
 
 def _power_iteration(H, v):
