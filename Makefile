@@ -1,10 +1,11 @@
-# Two entry points: `make demo` runs the default study end to end, `make test` runs the checks.
+# Two entry points: `make demo` runs the default study end to end, `make test` runs the checks;
+# `make hierarchical` runs the source-level study in studies/hierarchical.
 # Both build the pinned virtual environment first (.venv, torch 2.13.0 CPU build).
 VENV := .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo hierarchical test lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,10 @@ demo: setup
 	dvc repro
 	@cat results/metrics.json
 
+hierarchical: setup
+	cd studies/hierarchical && dvc repro
+	@sed -n '/^## Hierarchical study/,/^### Top sources/p' studies/hierarchical/results/report.md
+
 lint: setup
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
@@ -27,4 +32,4 @@ test: lint
 	pytest
 
 clean:
-	rm -rf results data/prepared logs .snakemake
+	rm -rf results data/prepared logs .snakemake studies/*/results studies/*/data studies/*/logs studies/*/.snakemake

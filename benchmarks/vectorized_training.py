@@ -60,7 +60,10 @@ def compare(config: dict, dataset, n_subsets: int, model: str, device: torch.dev
     X = torch.as_tensor(dataset.X_train, device=device)
     y = torch.as_tensor(dataset.y_train, device=device)
     Xq = torch.as_tensor(dataset.X_query, device=device)
-    rows = [torch.as_tensor(np.flatnonzero(masks.mask(i)), device=device) for i in range(n_subsets)]
+    rows = [
+        torch.as_tensor(np.flatnonzero(masks.point_mask(i)), device=device)
+        for i in range(n_subsets)
+    ]
     k = dataset.n_classes
 
     def loop(row_sets):  # the subsets 0, 1, ... with these rows

@@ -46,8 +46,29 @@ def test_user_npz_is_read_and_checked(tmp_path):
     )
     ds = data.load_user_npz(path)
     assert ds.n_points == 30 and ds.n_classes == 3 and list(ds.ground_truth) == [1, 2]
+    assert ds.source is None and ds.source_truth() is None
     config = {"dataset": {"name": "npz", "path": str(path)}}
-    assert data.n_training_points(config) == 30
+    assert data.n_training_points(config) == 30 and data.n_sources(config) == 0
+
+
+def test_user_npz_source_labels_become_numbered_sources(tmp_path):
+    labels = np.array(["bob", "alice", "carol", "alice", "bob", "alice"])
+    path = _write(
+        tmp_path / "s.npz",
+        X_train=np.zeros((6, 2)),
+        y_train=np.arange(6) % 2,
+        X_query=np.zeros((1, 2)),
+        y_query=np.zeros(1, int),
+        ground_truth=np.array([2, 4]),
+        source=labels,
+    )
+    ds = data.load_user_npz(path)
+    assert ds.meta["source_names"] == ["alice", "bob", "carol"]
+    np.testing.assert_array_equal(ds.source, [1, 0, 2, 0, 1, 0])
+    np.testing.assert_array_equal(ds.source_truth(), [1, 2])  # bob and carol hold true points
+    ds.save(tmp_path / "prepared.npz")
+    np.testing.assert_array_equal(data.Dataset.load(tmp_path / "prepared.npz").source, ds.source)
+    assert data.n_sources({"dataset": {"name": "npz", "path": str(path)}}) == 3
 
 
 @pytest.mark.parametrize(
@@ -97,6 +118,16 @@ def test_user_npz_is_read_and_checked(tmp_path):
         (
             {"X_train": np.zeros((5, 2)), "y_train": np.zeros(5, int), "X_query": np.zeros((1, 2))},
             "y_query is missing",
+        ),
+        (
+            {
+                "X_train": np.zeros((5, 2)),
+                "y_train": np.zeros(5, int),
+                "X_query": np.zeros((1, 2)),
+                "y_query": np.zeros(1, int),
+                "source": np.zeros(4, int),
+            },
+            r"source must hold one label per training row, got shape \(4,\)",
         ),
     ],
 )

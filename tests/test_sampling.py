@@ -75,7 +75,7 @@ def test_pack_round_trip_and_artifact(tmp_path):
     artifact.save(tmp_path / "masks.npz")
     loaded = MaskSet.load(tmp_path / "masks.npz")
     np.testing.assert_array_equal(loaded.masks, masks)
-    np.testing.assert_array_equal(loaded.mask(4), masks[4])
+    np.testing.assert_array_equal(loaded.point_mask(4), masks[4])
     assert loaded.design == Design("grid") and loaded.seed == 5
     np.testing.assert_array_equal(loaded.head(3).masks, masks[:3])
 

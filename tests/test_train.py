@@ -29,17 +29,17 @@ def test_training_is_deterministic_and_gather_checks_fingerprints(setup, tmp_pat
             submodel_path(tmp_path / "a", i).read_bytes()
             == submodel_path(tmp_path / "b", i).read_bytes()
         )
-    behaviours = gather(config, dataset, masks, 3, tmp_path / "a")
+    behaviours = gather(config, dataset, masks.head(3), tmp_path / "a")
     assert behaviours.Y.shape == (3, config["behaviour"]["n_queries"] + 1)
     changed = copy.deepcopy(config)
     changed["training"]["lr"] = 0.5
     with pytest.raises(ArtifactError, match="subset 0 .*fingerprint mismatch: settings"):
-        gather(changed, dataset, masks, 3, tmp_path / "a")
+        gather(changed, dataset, masks.head(3), tmp_path / "a")
     other_masks = MaskSet.draw(dataset.n_points, 6, params.design(config), seed=1)
     with pytest.raises(ArtifactError, match="subset 0 .*mask_sha256"):
-        gather(config, dataset, other_masks, 3, tmp_path / "a")
+        gather(config, dataset, other_masks.head(3), tmp_path / "a")
     with pytest.raises(ArtifactError, match="subset_000003.npz: file not found"):
-        gather(config, dataset, masks, 4, tmp_path / "a")
+        gather(config, dataset, masks.head(4), tmp_path / "a")
 
 
 def test_diverged_submodels_are_retried_then_excluded(setup, tmp_path, caplog):
@@ -48,7 +48,7 @@ def test_diverged_submodels_are_retried_then_excluded(setup, tmp_path, caplog):
     bad["training"].update(optimizer="sgd", lr=1e30)
     train_subsets(dataset, masks, range(0, 2), bad, tmp_path)
     with pytest.raises(ArtifactError, match="every submodel diverged"):
-        gather(bad, dataset, masks, 2, tmp_path)
+        gather(bad, dataset, masks.head(2), tmp_path)
 
 
 def test_mask_artifact_of_another_dataset_is_refused(setup, tmp_path):

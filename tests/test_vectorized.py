@@ -24,7 +24,7 @@ def config():
 def problem(config):
     dataset = digits_backdoor(n_poisons=10)
     masks = MaskSet.draw(dataset.n_points, 8, params.design(config), seed=0)
-    rows = [torch.as_tensor(np.flatnonzero(masks.mask(i))) for i in range(masks.n_subsets)]
+    rows = [torch.as_tensor(np.flatnonzero(masks.point_mask(i))) for i in range(masks.n_subsets)]
     rows[3] = rows[3][:5]  # a tiny subset among large ones: another size group
     return dataset, masks, rows
 

@@ -106,10 +106,8 @@ class Behaviours:
         return cls(a["subsets"], a["p"], a["Y"], meta["names"], meta["excluded"])
 
 
-def gather(
-    config: dict, dataset: Dataset, masks: MaskSet, n_subsets: int, submodel_dir: str | Path
-) -> Behaviours:
-    """Read submodels 0..n_subsets-1, verify their fingerprints, and build Y.
+def gather(config: dict, dataset: Dataset, masks: MaskSet, submodel_dir: str | Path) -> Behaviours:
+    """Read the submodels of the masks' budget, verify their fingerprints, and build Y.
 
     Diverged submodels (non-finite outputs after a retry) are excluded and listed.
     """
@@ -119,6 +117,7 @@ def gather(
         raise ArtifactError(
             f"mask artifact covers {masks.n_points} points but the dataset has {dataset.n_points}"
         )
+    n_subsets = masks.budget
     if masks.n_subsets < n_subsets:
         raise ArtifactError(
             f"mask artifact holds {masks.n_subsets} subsets, the budget needs {n_subsets}"

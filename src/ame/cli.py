@@ -27,16 +27,12 @@ def cmd_prepare(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    from ame import params
     from ame.data import Dataset
-    from ame.sampling import MaskSet
+    from ame.hierarchy import draw_masks
+    from ame.results import Estimates
 
-    config = _config(args)
-    dataset = Dataset.load(args.dataset)
-    n_total = params.n_trained(config, dataset.n_points)
-    MaskSet.draw(dataset.n_points, n_total, params.design(config), config["sampling"]["seed"]).save(
-        args.out
-    )
+    selection = Estimates.load(args.selection) if args.selection else None
+    draw_masks(_config(args), Dataset.load(args.dataset), args.level, selection).save(args.out)
 
 
 def cmd_train(args) -> None:
@@ -64,21 +60,14 @@ def cmd_train(args) -> None:
 
 
 def cmd_gather(args) -> None:
-    from ame import params
     from ame.behaviours import gather
     from ame.data import Dataset
     from ame.sampling import MaskSet
 
     config = _config(args)
-    dataset = Dataset.load(args.dataset)
-    behaviours = gather(
-        config,
-        dataset,
-        MaskSet.load(args.masks),
-        params.n_subsets(config, dataset.n_points),
-        args.submodels,
+    gather(config, Dataset.load(args.dataset), MaskSet.load(args.masks), args.submodels).save(
+        args.out
     )
-    behaviours.save(args.out)
 
 
 def cmd_estimate(args) -> None:
@@ -92,7 +81,7 @@ def cmd_estimate(args) -> None:
     estimator = estimator_from_params(config).fit(
         masks.masks[behaviours.subsets], behaviours.p, behaviours.Y, design=masks.design
     )
-    Estimates.from_estimator(estimator, config, behaviours.names).save(args.out, args.scores)
+    Estimates.from_estimator(estimator, config, behaviours.names, masks).save(args.out, args.scores)
 
 
 def cmd_evaluate(args) -> None:
@@ -126,6 +115,7 @@ def cmd_report(args) -> None:
         per_query_path=args.per_query,
         out=args.out,
         plots_dir=args.plots_dir,
+        levels=dict(zip(args.level_name or [], args.level_dir or [], strict=True)),
     )
 
 
@@ -143,7 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     verb("prepare", cmd_prepare, "build the dataset arrays and ground truth", "out")
-    verb("sample", cmd_sample, "draw the subset masks", "dataset", "out")
+    sample = verb("sample", cmd_sample, "draw the subset masks", "dataset", "out")
+    sample.add_argument(
+        "--level",
+        choices=("points", "sources", "flat"),
+        default="points",
+        help="experiment of the study (README, 'Sources and hierarchical studies')",
+    )
+    sample.add_argument(
+        "--selection", type=Path, help="source-level estimates (point level of a hierarchy)"
+    )
     train = verb(
         "train", cmd_train, "train submodels first..first+count-1", "dataset", "masks", "out-dir"
     )
@@ -180,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "curve",
         "per-query",
     )
-    verb(
+    report = verb(
         "report",
         cmd_report,
         "plots and report.md",
@@ -191,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
         "per-query",
         "out",
         "plots-dir",
+    )
+    report.add_argument(
+        "--level-name", action="append", help="another experiment of the study (sources, flat)"
+    )
+    report.add_argument(
+        "--level-dir", action="append", type=Path, help="its results directory (same order)"
     )
     return parser
 

@@ -19,7 +19,7 @@ import numpy as np
 from ame.store import ArtifactError, atomic_savez, load_npz
 
 NPZ_REQUIRED = ("X_train", "y_train", "X_query")
-NPZ_OPTIONAL = ("y_query", "ground_truth")
+NPZ_OPTIONAL = ("y_query", "ground_truth", "source")
 
 
 @dataclass
@@ -35,6 +35,9 @@ class Dataset:
         The class whose behaviour is measured on each query (the backdoor's target class).
     ground_truth : ndarray of int64 or None
         Indices of the training points known to drive the queries (poisons); evaluation only.
+    source : ndarray of int64 or None
+        Source (contributor) of each training point, numbered 0 .. n_sources - 1; its names, when
+        the file gave names, are in ``meta["source_names"]``.
     """
 
     X_train: np.ndarray
@@ -43,10 +46,21 @@ class Dataset:
     y_query: np.ndarray
     ground_truth: np.ndarray | None = None
     meta: dict = field(default_factory=dict)
+    source: np.ndarray | None = None
 
     @property
     def n_points(self) -> int:
         return len(self.y_train)
+
+    @property
+    def n_sources(self) -> int:
+        return 0 if self.source is None else int(self.source.max()) + 1
+
+    def source_truth(self) -> np.ndarray | None:
+        """Sources holding at least one ground-truth point (evaluation only)."""
+        if self.ground_truth is None or self.source is None:
+            return None
+        return np.unique(self.source[self.ground_truth])
 
     @property
     def n_classes(self) -> int:
@@ -69,6 +83,8 @@ class Dataset:
         }
         if self.ground_truth is not None:
             arrays["ground_truth"] = self.ground_truth
+        if self.source is not None:
+            arrays["source"] = self.source
         atomic_savez(path, **arrays)
 
     @classmethod
@@ -81,6 +97,7 @@ class Dataset:
             arrays["y_query"],
             arrays.get("ground_truth"),
             json.loads(str(arrays["meta"])),
+            arrays.get("source"),
         )
 
 
@@ -145,6 +162,41 @@ def digits_backdoor(
     return Dataset(X_train, y_train, X_query, y_query, poisons.astype(np.int64), meta)
 
 
+def synthetic_sources(
+    n_points: int, poisons: np.ndarray, n_sources: int, n_poisoned_sources: int, seed: int
+) -> np.ndarray:
+    """Group the training points into ``n_sources`` contributors of (nearly) equal size.
+
+    The poisons are dealt round-robin to ``n_poisoned_sources`` random contributors, which are
+    then filled up with clean points like the others: poisoned contributors hold clean points too.
+    """
+    if not 1 <= n_poisoned_sources <= min(n_sources, len(poisons)):
+        raise ValueError(
+            f"dataset.n_poisoned_sources: {n_poisoned_sources} must lie in "
+            f"[1, min(n_sources, n_poisons)] = [1, {min(n_sources, len(poisons))}]"
+        )
+    if n_sources > n_points // 2:
+        raise ValueError(
+            f"dataset.n_sources: {n_sources} sources need at least 2 points each "
+            f"({n_points} training points)"
+        )
+    rng = np.random.default_rng([seed, 1])
+    sizes = np.full(n_sources, n_points // n_sources)
+    sizes[: n_points % n_sources] += 1
+    poisoned = rng.choice(n_sources, size=n_poisoned_sources, replace=False)
+    if len(poisons) > sizes[poisoned].sum():
+        raise ValueError(
+            f"dataset.n_poisoned_sources: {n_poisoned_sources} sources of about "
+            f"{n_points // n_sources} points cannot hold {len(poisons)} poisons"
+        )
+    source = np.full(n_points, -1, dtype=np.int64)
+    source[rng.permutation(poisons)] = np.resize(poisoned, len(poisons))
+    room = sizes - np.bincount(source[source >= 0], minlength=n_sources)
+    clean = rng.permutation(np.flatnonzero(source < 0))
+    source[clean] = np.repeat(np.arange(n_sources), room)
+    return source
+
+
 def _npz_header_shape(path: Path, key: str) -> tuple[int, ...]:
     """Shape of one array of an ``.npz`` without reading its data (cheap at DAG-build time)."""
     try:
@@ -192,6 +244,15 @@ def load_user_npz(path: str | Path) -> Dataset:
             f"{path}: y_query is missing: give the class whose probability is "
             "measured on each query"
         )
+    source, source_names = None, None
+    if "source" in arrays:
+        labels = arrays["source"]
+        if labels.shape != (len(y_train),):
+            raise ArtifactError(
+                f"{path}: source must hold one label per training row, got shape {labels.shape}"
+            )
+        names, source = np.unique(labels, return_inverse=True)
+        source, source_names = source.astype(np.int64), [str(n) for n in names]
     ground_truth = arrays.get("ground_truth")
     if ground_truth is not None:
         ground_truth = np.asarray(ground_truth, dtype=np.int64).ravel()
@@ -206,6 +267,8 @@ def load_user_npz(path: str | Path) -> Dataset:
         "n_classes": n_classes,
         "input_shape": list(X_train.shape[1:]),
     }
+    if source_names is not None:
+        meta["source_names"] = source_names
     return Dataset(
         X_train.astype(np.float32),
         y_train.astype(np.int64),
@@ -213,14 +276,17 @@ def load_user_npz(path: str | Path) -> Dataset:
         y_query.astype(np.int64),
         ground_truth,
         meta,
+        source,
     )
 
 
 def build(config: dict) -> Dataset:
     """The dataset named by the ``dataset`` section of the params."""
     d = config["dataset"]
+    if d["name"] == "npz":
+        return load_user_npz(d["path"])
     if d["name"] == "digits":
-        return digits_backdoor(
+        dataset = digits_backdoor(
             d["seed"],
             d["test_fraction"],
             d["n_poisons"],
@@ -228,11 +294,33 @@ def build(config: dict) -> Dataset:
             d["trigger_size"],
             d["trigger_value"],
         )
-    if d["name"] == "cifar10":
+    else:
         from ame import cifar  # imports this module
 
-        return cifar.build(d)
-    return load_user_npz(d["path"])
+        dataset = cifar.build(d)
+    if d["n_sources"] is not None:
+        dataset.source = synthetic_sources(
+            dataset.n_points,
+            dataset.ground_truth,
+            d["n_sources"],
+            d["n_poisoned_sources"],
+            d["seed"],
+        )
+        dataset.meta["sources"] = "synthetic contributors (dataset.n_sources)"
+    return dataset
+
+
+def n_sources(config: dict) -> int:
+    """Number of sources without preparing the data (0: the dataset has no source labels)."""
+    d = config["dataset"]
+    if d["name"] != "npz":
+        return d["n_sources"] or 0
+    path = Path(d["path"])
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return len(np.unique(arrays["source"])) if "source" in arrays.files else 0
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ArtifactError(f"{path}: cannot read the source labels ({err})") from err
 
 
 def n_training_points(config: dict) -> int:

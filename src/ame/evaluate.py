@@ -2,6 +2,9 @@
 
 Ground truth enters here and only here, after estimation. The budget curve refits the estimator
 on prefixes of the same sample (m/8, m/4, m/2, m): one experiment gives the whole curve.
+Source-level experiments are scored against the sources holding a true point; a point-level
+experiment restricted to some sources is scored against every true point (a poison in a source
+that was not selected counts as missed).
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ame import params, provenance
+from ame import provenance
 from ame.behaviours import Behaviours
 from ame.data import Dataset
 from ame.results import Estimates, estimator_from_params
@@ -52,21 +55,29 @@ def query_metrics(estimates: Estimates, truth: np.ndarray, direction: str) -> pd
     )
 
 
+def truth_and_size(dataset: Dataset, unit: str) -> tuple[np.ndarray | None, int]:
+    """Ground truth in the id space of ``unit`` and the number of ids (points or sources)."""
+    if unit == "source":
+        return dataset.source_truth(), dataset.n_sources
+    return dataset.ground_truth, dataset.n_points
+
+
 def budget_curve(
     config: dict,
     masks: MaskSet,
     behaviours: Behaviours,
     estimates: Estimates,
     truth: np.ndarray,
-    n_subsets: int,
+    n_ids: int,
 ) -> pd.DataFrame:
     """Metrics averaged over queries at each budget prefix (the full budget reuses the estimate)."""
     direction = config["estimation"]["direction"]
+    n_subsets = masks.budget
     rows = []
     for fraction in sorted(config["evaluation"]["budget_fractions"]):
         budget = max(2, round(fraction * n_subsets))
         if budget >= n_subsets:
-            prefix_estimates = estimates
+            prefix_estimates = estimates.expanded(n_ids)
         else:
             keep = behaviours.subsets < budget
             # standard errors play no part in the curve: skip the bootstrap refits
@@ -76,7 +87,9 @@ def budget_curve(
                 behaviours.Y[keep],
                 design=masks.design,
             )
-            prefix_estimates = Estimates.from_estimator(estimator, config, behaviours.names)
+            prefix_estimates = Estimates.from_estimator(
+                estimator, config, behaviours.names, masks
+            ).expanded(n_ids)
         means = query_metrics(prefix_estimates, truth, direction).mean(numeric_only=True)
         rows.append({"fraction": fraction, "n_submodels": budget, **means.to_dict()})
     return pd.DataFrame(rows)
@@ -93,12 +106,15 @@ def evaluate(
     per_query_path,
 ) -> dict:
     """Write metrics.json (flat), the budget curve and per-query metrics; return the metrics."""
-    n_subsets = params.n_subsets(config, dataset.n_points)
     direction = config["estimation"]["direction"]
+    truth, n_ids = truth_and_size(dataset, estimates.unit)
     metrics = {
         "n_submodels": int(len(behaviours.subsets)),
         "n_excluded": len(behaviours.excluded),
         "n_points": dataset.n_points,
+        "unit": estimates.unit,
+        "n_units": n_ids,
+        "n_units_studied": len(estimates.ids),
         "n_queries": len(estimates.names),
         "fdr_target": config["estimation"]["fdr"],
         "knockoff_plus": config["estimation"]["knockoff_plus"],
@@ -106,16 +122,15 @@ def evaluate(
         "semivalue": estimates.semivalue,
         "n_selected": float(estimates.selected.sum(axis=1).mean()),
         "run_fingerprint": provenance.run_fingerprint(
-            config, dataset.fingerprint(), masks, n_subsets
+            config, dataset.fingerprint(), masks, masks.budget
         ),
         "precision": None,
         "recall": None,
         "topk_precision": None,
     }
-    truth = dataset.ground_truth
     if truth is not None and len(truth):
-        per_query = query_metrics(estimates, truth, direction)
-        curve = budget_curve(config, masks, behaviours, estimates, truth, n_subsets)
+        per_query = query_metrics(estimates.expanded(n_ids), truth, direction)
+        curve = budget_curve(config, masks, behaviours, estimates, truth, n_ids)
         metrics.update(
             {
                 key: round(float(per_query[key].mean()), 6)

@@ -85,6 +85,12 @@ def validate(config: dict) -> dict:
         design(config)
     except ValueError as err:
         raise ParamsError(f"sampling.{err}") from err
+    if name == "npz" and config["dataset"]["n_sources"] is not None:
+        raise ParamsError(
+            "dataset.n_sources: npz files carry their own per-point `source` array; set it to null"
+        )
+    if config["hierarchy"]["enabled"] and name != "npz" and config["dataset"]["n_sources"] is None:
+        raise ParamsError("hierarchy.enabled: needs source labels; set dataset.n_sources")
     return config
 
 
@@ -119,10 +125,28 @@ def n_subsets(config: dict, n_points: int) -> int:
     return budget_from_sparsity(n_points, s["c"], s["k"])
 
 
-def n_trained(config: dict, n_points: int) -> int:
-    """Subsets actually trained: the budget rounded up to whole jobs of ``subsets_per_job``."""
+def source_budget(config: dict, n_sources: int) -> int:
+    """Budget of the source level: ``hierarchy.source_subsets``, or c * k_sources * log2 S."""
+    h = config["hierarchy"]
+    if h["source_subsets"] is not None:
+        return int(h["source_subsets"])
+    return budget_from_sparsity(n_sources, config["sampling"]["c"], h["k_sources"])
+
+
+def flat_budget(config: dict, n_points: int) -> int:
+    """Budget of the flat comparison run: ``hierarchy.flat_subsets``, or the flat rule."""
+    h = config["hierarchy"]
+    return int(h["flat_subsets"]) if h["flat_subsets"] is not None else n_subsets(config, n_points)
+
+
+def whole_jobs(config: dict, budget: int) -> int:
+    """Subsets actually trained: a budget rounded up to whole jobs of ``subsets_per_job``."""
     per_job = config["training"]["subsets_per_job"]
-    return math.ceil(n_subsets(config, n_points) / per_job) * per_job
+    return math.ceil(budget / per_job) * per_job
+
+
+def n_trained(config: dict, n_points: int) -> int:
+    return whole_jobs(config, n_subsets(config, n_points))
 
 
 def submodel_settings(config: dict) -> dict:

@@ -24,7 +24,7 @@ def subset_seed(config: dict, index: int) -> int:
 
 def submodel_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, index: int) -> dict:
     """Everything a submodel's outputs depend on: data, mask bits, p, recipe and seed."""
-    return {
+    fingerprint = {
         "subset": int(index),
         "dataset": dataset_fp,
         "mask_sha256": hashlib.sha256(masks.packed[index].tobytes()).hexdigest(),
@@ -33,6 +33,9 @@ def submodel_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, index: i
         "settings": digest(submodel_settings(config)),
         "seed": subset_seed(config, index),
     }
+    if masks.units is not None:  # which points each bit decides (sources, selected sources)
+        fingerprint["units"] = masks.units_digest()
+    return fingerprint
 
 
 def encode(fingerprint: dict) -> np.ndarray:
@@ -53,5 +56,6 @@ def run_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, n_subsets: in
     h.update(dataset_fp.encode())
     h.update(masks.packed[:n_subsets].tobytes())
     h.update(masks.p[:n_subsets].tobytes())
+    h.update((masks.units_digest() or "").encode())
     h.update(json.dumps(config, sort_keys=True).encode())
     return h.hexdigest()

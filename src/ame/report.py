@@ -19,6 +19,7 @@ from ame.store import atomic_path, atomic_write_text  # noqa: E402
 
 N_TOP_IMAGES = 8
 N_QUERIES_SHOWN = 4
+LEVEL_COLUMNS = ("n_submodels", "n_units_studied", "precision", "recall", "topk_precision")
 
 
 def _save(fig, path: Path) -> None:
@@ -47,9 +48,7 @@ def plot_budget_curve(curve: pd.DataFrame, fdr: float, path: Path) -> None:
 def plot_ame_distribution(estimates: Estimates, truth: np.ndarray | None, path: Path) -> None:
     q = len(estimates.names) - 1  # the aggregate query when there is one, else the last query
     ame = estimates.ame[q]
-    is_true = np.zeros(len(ame), dtype=bool)
-    if truth is not None:
-        is_true[truth] = True
+    is_true = np.zeros(len(ame), dtype=bool) if truth is None else np.isin(estimates.ids, truth)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     bins = np.linspace(ame.min(), ame.max(), 60)
     ax.hist(ame[~is_true], bins=bins, color="tab:gray", label="other training points")
@@ -99,11 +98,12 @@ def plot_top_images(
             estimates.names[q],
             "tab:blue",
         )
-        for col, point in enumerate(np.argsort(-estimates.ame[q], kind="stable")[:N_TOP_IMAGES]):
+        for col, column in enumerate(np.argsort(-estimates.ame[q], kind="stable")[:N_TOP_IMAGES]):
+            point = int(estimates.ids[column])
             show(
                 axes[row, col + 1],
                 dataset.X_train[point],
-                f"#{point} {estimates.ame[q, point]:.3f}",
+                f"#{point} {estimates.ame[q, column]:.3f}",
                 "tab:red" if point in true_set else None,
             )
     _save(fig, path)
@@ -118,7 +118,10 @@ def write_report(
     per_query_path,
     out,
     plots_dir,
+    levels: dict | None = None,
 ) -> None:
+    """Write report.md and its plots; ``levels`` maps the study's other experiments (sources,
+    flat) to their results directories."""
     dataset = Dataset.load(dataset_path)
     estimates = Estimates.load(estimates_path)
     metrics = json.loads(Path(metrics_path).read_text())
@@ -203,9 +206,75 @@ def write_report(
             f"![top images]({rel / 'top_images.png'})",
             "",
         ]
-    top = np.argsort(-estimates.ame, axis=1, kind="stable")[:, :5]
-    lines += ["## Top points per query", "", "| query | top points (AME) |", "|---|---|"]
-    for q, name in enumerate(estimates.names):
-        cells = ", ".join(f"{p} ({estimates.ame[q, p]:.4f})" for p in top[q])
-        lines.append(f"| {name} | {cells} |")
+    lines += top_table(estimates, "## Top points per query")
+    if levels:  # after the title and the dataset paragraph
+        lines = lines[:4] + hierarchy_section(dataset, metrics, levels) + lines[4:]
     atomic_write_text(out, "\n".join(lines) + "\n")
+
+
+def top_table(estimates: Estimates, title: str, n_top: int = 5, names=None) -> list[str]:
+    """Markdown rows: the ``n_top`` highest AMEs of each query, by id (or by name)."""
+    top = np.argsort(-estimates.ame, axis=1, kind="stable")[:, :n_top]
+    lines = [title, "", f"| query | top {estimates.unit}s (AME) |", "|---|---|"]
+    for q, name in enumerate(estimates.names):
+        cells = ", ".join(
+            f"{estimates.ids[c] if names is None else names[estimates.ids[c]]} "
+            f"({estimates.ame[q, c]:.4f})"
+            for c in top[q]
+        )
+        lines.append(f"| {name} | {cells} |")
+    return lines + [""]
+
+
+def hierarchy_section(dataset: Dataset, points: dict, levels: dict) -> list[str]:
+    """Source and point levels side by side, and the flat run's budget for the same recall."""
+    from ame.hierarchy import selected_sources, smallest_budget_reaching
+
+    sources = json.loads((levels["sources"] / "metrics.json").read_text())
+    src_estimates = Estimates.load(levels["sources"] / "estimates.npz")
+    chosen = selected_sources(src_estimates.selected, src_estimates.ids)
+    names = dataset.meta.get("source_names")
+    rows = [
+        {"level": "sources", **{k: sources[k] for k in LEVEL_COLUMNS}},
+        {"level": "points inside the selected sources", **{k: points[k] for k in LEVEL_COLUMNS}},
+    ]
+    total = sources["n_submodels"] + points["n_submodels"]
+    lines = [
+        "## Hierarchical study: sources, then points inside the selected sources",
+        "",
+        f"{dataset.n_sources} sources. The source level selected {len(chosen)} of them (for any "
+        f"query): {', '.join(str(names[s] if names else s) for s in chosen)}. The point level "
+        f"studied their {points['n_units_studied']} points, every other source being in every "
+        "subset. Precision and recall are means over queries; the point level counts a true "
+        "point of an unselected source as missed.",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"),
+        "",
+    ]
+    if "flat" in levels and points["recall"] is not None:
+        flat = json.loads((levels["flat"] / "metrics.json").read_text())
+        curve = pd.read_csv(levels["flat"] / "budget_curve.csv")
+        needed = smallest_budget_reaching(curve, points["recall"])
+        reach = (
+            f"reached that recall at {needed} submodels (the smallest budget prefix of its curve)"
+            if needed is not None
+            else f"did not reach that recall within its {flat['n_submodels']} submodels"
+        )
+        lines += [
+            f"**Submodels**: the two levels used {sources['n_submodels']} + "
+            f"{points['n_submodels']} = {total} for a point-level recall of "
+            f"{points['recall']:.3f}. A flat point-level run on the same data, in the same "
+            f"workflow run, {reach}; at its full budget of {flat['n_submodels']} it had "
+            f"precision {flat['precision']:.3f} and recall {flat['recall']:.3f}. Its curve:",
+            "",
+            curve.to_markdown(index=False, floatfmt=".3f"),
+            "",
+        ]
+    lines += top_table(src_estimates, "### Top sources per query", names=names)
+    lines += [
+        "## Point level",
+        "",
+        "The sections below describe the point level, inside the selected sources.",
+        "",
+    ]
+    return lines

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ame.estimate import AMEEstimator
+from ame.sampling import MaskSet
 from ame.store import atomic_path, atomic_savez, load_npz
 
 
@@ -41,7 +42,11 @@ def selection(estimator: AMEEstimator, config: dict) -> np.ndarray:
 
 @dataclass
 class Estimates:
-    """AMEs of shape (n_queries, n_points) in the behaviour's units, with their selections."""
+    """AMEs of shape (n_queries, n_units) in the behaviour's units, with their selections.
+
+    A unit is a training point or a source (``unit``); ``ids`` names the point or source of each
+    column (a restricted experiment studies only some of them).
+    """
 
     ame: np.ndarray
     stderr: np.ndarray | None
@@ -49,9 +54,13 @@ class Estimates:
     lambdas: np.ndarray
     names: list[str]
     semivalue: str
+    ids: np.ndarray
+    unit: str = "point"
 
     @classmethod
-    def from_estimator(cls, estimator: AMEEstimator, config: dict, names: list[str]) -> Estimates:
+    def from_estimator(
+        cls, estimator: AMEEstimator, config: dict, names: list[str], masks: MaskSet
+    ) -> Estimates:
         return cls(
             np.asarray(estimator.ame_),
             estimator.stderr_,
@@ -59,14 +68,36 @@ class Estimates:
             np.asarray(estimator.lambda_),
             names,
             estimator.semivalue_,
+            masks.unit_ids,
+            masks.unit,
+        )
+
+    def expanded(self, n_ids: int) -> Estimates:
+        """The same estimates over every id 0..n_ids-1: AME 0 and unselected where unstudied."""
+        ame = np.zeros((len(self.names), n_ids))
+        selected = np.zeros((len(self.names), n_ids), dtype=bool)
+        ame[:, self.ids], selected[:, self.ids] = self.ame, self.selected
+        stderr = None
+        if self.stderr is not None:
+            stderr = np.zeros_like(ame)
+            stderr[:, self.ids] = self.stderr
+        return Estimates(
+            ame,
+            stderr,
+            selected,
+            self.lambdas,
+            self.names,
+            self.semivalue,
+            np.arange(n_ids),
+            self.unit,
         )
 
     def table(self) -> pd.DataFrame:
-        n_queries, n_points = self.ame.shape
+        n_queries, n_units = self.ame.shape
         frame = pd.DataFrame(
             {
-                "query": np.repeat(self.names, n_points),
-                "point": np.tile(np.arange(n_points), n_queries),
+                "query": np.repeat(self.names, n_units),
+                self.unit: np.tile(self.ids, n_queries),
                 "ame": self.ame.ravel(),
             }
         )
@@ -80,7 +111,10 @@ class Estimates:
             "ame": self.ame,
             "selected": self.selected,
             "lambdas": self.lambdas,
-            "meta": np.array(json.dumps({"names": self.names, "semivalue": self.semivalue})),
+            "ids": self.ids,
+            "meta": np.array(
+                json.dumps({"names": self.names, "semivalue": self.semivalue, "unit": self.unit})
+            ),
         }
         if self.stderr is not None:
             arrays["stderr"] = self.stderr
@@ -90,8 +124,15 @@ class Estimates:
 
     @classmethod
     def load(cls, path: str | Path) -> Estimates:
-        a = load_npz(path, required=("ame", "selected", "lambdas", "meta"))
+        a = load_npz(path, required=("ame", "selected", "lambdas", "ids", "meta"))
         meta = json.loads(str(a["meta"]))
         return cls(
-            a["ame"], a.get("stderr"), a["selected"], a["lambdas"], meta["names"], meta["semivalue"]
+            a["ame"],
+            a.get("stderr"),
+            a["selected"],
+            a["lambdas"],
+            meta["names"],
+            meta["semivalue"],
+            a["ids"],
+            meta["unit"],
         )

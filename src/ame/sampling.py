@@ -6,9 +6,10 @@ every earlier subset bit-identical and the submodels already trained stay valid.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +103,15 @@ def budget_from_sparsity(n_points: int, c: float, k: int) -> int:
 
 
 def subset_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
-    """Generator for subset ``index``; ``stream`` separates independent draws (e.g. knockoffs)."""
+    """Generator of subset ``index``; ``stream`` separates draws (knockoffs, levels)."""
     return np.random.default_rng([int(seed), int(index), int(stream)])
 
 
-def sample_subset(n_points: int, index: int, design: Design, seed: int) -> tuple[np.ndarray, float]:
+def sample_subset(
+    n_points: int, index: int, design: Design, seed: int, stream: int = 0
+) -> tuple[np.ndarray, float]:
     """Draw subset ``index``: its inclusion probability, then one Bernoulli(p) bit per point."""
-    rng = subset_rng(seed, index)
+    rng = subset_rng(seed, index, stream)
     p = design.draw_p(rng)
     return rng.random(n_points) < p, p
 
@@ -122,6 +125,7 @@ def sample_subsets(
     c: float | None = None,
     k: int | None = None,
     start: int = 0,
+    stream: int = 0,
     **design_kwargs,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw random training subsets.
@@ -139,6 +143,8 @@ def sample_subsets(
         Subset ``i`` depends only on ``(seed, i)``.
     start : int
         Index of the first subset to draw (to draw subsets ``start .. start + n_subsets - 1``).
+    stream : int
+        Independent sequence of subsets for the same seed (the levels of a hierarchical study).
 
     Returns
     -------
@@ -162,7 +168,7 @@ def sample_subsets(
     masks = np.empty((n_subsets, n_points), dtype=bool)
     p = np.empty(n_subsets)
     for row in range(n_subsets):
-        masks[row], p[row] = sample_subset(n_points, start + row, design, seed)
+        masks[row], p[row] = sample_subset(n_points, start + row, design, seed, stream)
     return masks, p
 
 
@@ -177,50 +183,105 @@ def unpack_masks(packed: np.ndarray, n_points: int) -> np.ndarray:
 
 @dataclass
 class MaskSet:
-    """Masks, their p values and how they were drawn: the sampling artifact."""
+    """The sampling artifact: one row of bits per subset, its p, and how it was drawn.
+
+    The columns are the experiment's *units*: training points in a flat experiment, sources
+    (contributors) in a source-level one, or the points of the selected sources in the point
+    level of a hierarchical study. ``units`` maps every training point to the column that decides
+    it (-1: the point is in every subset); ``None`` means one column per point.
+    """
 
     packed: np.ndarray
     p: np.ndarray
     n_points: int
     design: Design
     seed: int
+    budget: int | None = None  # subsets the run uses; rows beyond it round up to whole jobs
+    units: np.ndarray | None = None  # int64 (n_points,): column of each point, -1 for always in
+    ids: np.ndarray | None = None  # int64 (n_units,): source or point id of each column
+    unit: str = "point"  # what a column is: "point" or "source"
+    stream: int = 0
+
+    def __post_init__(self):
+        if self.budget is None:
+            self.budget = len(self.p)
 
     @property
     def n_subsets(self) -> int:
         return len(self.p)
 
     @property
-    def masks(self) -> np.ndarray:
-        return unpack_masks(self.packed, self.n_points)
+    def n_units(self) -> int:
+        return self.n_points if self.units is None else len(self.ids)
 
-    def mask(self, index: int) -> np.ndarray:
-        return unpack_masks(self.packed[index : index + 1], self.n_points)[0]
+    @property
+    def unit_ids(self) -> np.ndarray:
+        return np.arange(self.n_points) if self.ids is None else self.ids
+
+    @property
+    def masks(self) -> np.ndarray:
+        """Unit masks of shape (n_subsets, n_units): the regression's columns."""
+        return unpack_masks(self.packed, self.n_units)
+
+    def point_mask(self, index: int) -> np.ndarray:
+        """The training points of subset ``index``."""
+        bits = unpack_masks(self.packed[index : index + 1], self.n_units)[0]
+        if self.units is None:
+            return bits
+        return np.where(self.units >= 0, bits[np.maximum(self.units, 0)], True)
+
+    def units_digest(self) -> str | None:
+        """Hash of the point-to-column map: what a submodel trained on this experiment saw."""
+        if self.units is None:
+            return None
+        return hashlib.sha256(self.units.astype(np.int64).tobytes()).hexdigest()
 
     def head(self, n_subsets: int) -> MaskSet:
         """The first ``n_subsets`` subsets (a budget prefix)."""
-        return MaskSet(
-            self.packed[:n_subsets], self.p[:n_subsets], self.n_points, self.design, self.seed
-        )
+        return replace(self, packed=self.packed[:n_subsets], p=self.p[:n_subsets], budget=n_subsets)
 
     def meta(self) -> dict:
         return {
             "n_points": self.n_points,
             "n_subsets": self.n_subsets,
+            "budget": self.budget,
             "seed": self.seed,
+            "stream": self.stream,
+            "unit": self.unit,
+            "n_units": self.n_units,
             "design": self.design.to_dict(),
         }
 
     @classmethod
-    def draw(cls, n_points: int, n_subsets: int, design: Design, seed: int) -> MaskSet:
-        masks, p = sample_subsets(n_points, n_subsets, design=design, seed=seed)
-        return cls(pack_masks(masks), p, n_points, design, seed)
+    def draw(
+        cls,
+        n_points: int,
+        n_subsets: int,
+        design: Design,
+        seed: int,
+        *,
+        budget: int | None = None,
+        units: np.ndarray | None = None,
+        ids: np.ndarray | None = None,
+        unit: str = "point",
+        stream: int = 0,
+    ) -> MaskSet:
+        """Draw ``n_subsets`` subsets over the units (one column per id when ``units`` is given)."""
+        n_units = n_points if units is None else len(ids)
+        masks, p = sample_subsets(n_units, n_subsets, design=design, seed=seed, stream=stream)
+        return cls(pack_masks(masks), p, n_points, design, seed, budget, units, ids, unit, stream)
 
     def save(self, path: str | Path) -> None:
         from ame.store import atomic_savez
 
-        atomic_savez(
-            path, packed_masks=self.packed, p=self.p, meta=np.array(json.dumps(self.meta()))
-        )
+        arrays = {
+            "packed_masks": self.packed,
+            "p": self.p,
+            "meta": np.array(json.dumps(self.meta())),
+        }
+        if self.units is not None:
+            arrays.update(units=self.units.astype(np.int64), ids=self.ids.astype(np.int64))
+        atomic_savez(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> MaskSet:
@@ -229,9 +290,24 @@ class MaskSet:
         arrays = load_npz(path, required=("packed_masks", "p", "meta"))
         meta = json.loads(str(arrays["meta"]))
         packed, p, n_points = arrays["packed_masks"], arrays["p"], int(meta["n_points"])
-        if packed.shape != (len(p), (n_points + 7) // 8):
+        units, ids = arrays.get("units"), arrays.get("ids")
+        n_units = n_points if units is None else len(ids)
+        if packed.shape != (len(p), (n_units + 7) // 8):
             raise ValueError(
                 f"{path}: packed masks of shape {packed.shape} do not match "
-                f"{len(p)} subsets of {n_points} points"
+                f"{len(p)} subsets of {n_units} units"
             )
-        return cls(packed, p, n_points, Design.from_dict(meta["design"]), int(meta["seed"]))
+        if units is not None and (units.shape != (n_points,) or units.max() >= n_units):
+            raise ValueError(f"{path}: the units map does not match {n_points} points")
+        return cls(
+            packed,
+            p,
+            n_points,
+            Design.from_dict(meta["design"]),
+            int(meta["seed"]),
+            int(meta.get("budget", len(p))),
+            units,
+            ids,
+            meta.get("unit", "point"),
+            int(meta.get("stream", 0)),
+        )

@@ -86,7 +86,7 @@ def train_subsets(
                 "subset %d: p=%.3f, %d points, %s in %.3fs",
                 index,
                 masks.p[index],
-                int(masks.mask(index).sum()),
+                int(masks.point_mask(index).sum()),
                 status,
                 share,
             )
@@ -106,7 +106,7 @@ def _train_block(
     Returns, per subset index: (model, query logits, status, attempts, trained seed, fingerprint).
     """
     settings = config["training"]
-    rows = {i: torch.as_tensor(np.flatnonzero(masks.mask(i)), device=X.device) for i in block}
+    rows = {i: torch.as_tensor(np.flatnonzero(masks.point_mask(i)), device=X.device) for i in block}
     fingerprints = {i: provenance.submodel_fingerprint(config, dataset_fp, masks, i) for i in block}
     results, pending = {}, list(block)
     for attempt in range(1, MAX_ATTEMPTS + 1):

@@ -1,17 +1,16 @@
 rule gather:
     input:
         dataset=DATASET,
-        masks=MASKS,
-        submodels=all_submodels(),
+        masks=out(LEVEL, "masks.npz"),
+        submodels=submodel_files,
     output:
-        behaviours=BEHAVIOURS,
+        behaviours=out(LEVEL, "behaviours.npz"),
     params:
         config=PARAMS,
-        budget=N_SUBSETS,
         behaviour=config["behaviour"],
-        submodel_dir=SUBMODEL_DIR,
+        submodel_dir=submodel_dir,
     log:
-        "logs/gather.log",
+        log_path("gather.log"),
     shell:
         "{AME} gather --params {params.config} --dataset {input.dataset} --masks {input.masks} "
         "--submodels {params.submodel_dir} --out {output.behaviours} > {log} 2>&1"
@@ -19,16 +18,16 @@ rule gather:
 
 rule estimate:
     input:
-        behaviours=BEHAVIOURS,
-        masks=MASKS,
+        behaviours=out(LEVEL, "behaviours.npz"),
+        masks=out(LEVEL, "masks.npz"),
     output:
-        estimates=ESTIMATES,
-        scores="results/scores.csv",
+        estimates=out(LEVEL, "estimates.npz"),
+        scores=out(LEVEL, "scores.csv"),
     params:
         config=PARAMS,
         estimation=config["estimation"],
     log:
-        "logs/estimate.log",
+        log_path("estimate.log"),
     threads: workflow.cores
     shell:
         "{AME} estimate --params {params.config} --behaviours {input.behaviours} "

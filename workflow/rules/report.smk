@@ -1,19 +1,19 @@
 rule evaluate:
     input:
         dataset=DATASET,
-        masks=MASKS,
-        behaviours=BEHAVIOURS,
-        estimates=ESTIMATES,
+        masks=out(LEVEL, "masks.npz"),
+        behaviours=out(LEVEL, "behaviours.npz"),
+        estimates=out(LEVEL, "estimates.npz"),
     output:
-        metrics="results/metrics.json",
-        curve="results/budget_curve.csv",
-        per_query="results/metrics_per_query.csv",
+        metrics=out(LEVEL, "metrics.json"),
+        curve=out(LEVEL, "budget_curve.csv"),
+        per_query=out(LEVEL, "metrics_per_query.csv"),
     params:
         config=PARAMS,
         estimation=config["estimation"],
         evaluation=config["evaluation"],
     log:
-        "logs/evaluate.log",
+        log_path("evaluate.log"),
     threads: workflow.cores
     shell:
         "{AME} evaluate --params {params.config} --dataset {input.dataset} --masks {input.masks} "
@@ -22,22 +22,34 @@ rule evaluate:
         "> {log} 2>&1"
 
 
+# One report for the study; in a hierarchy it also reads the other levels' results.
+OTHER_LEVELS = [level for level in LEVELS if level != "points"]
+
+
 rule report:
     input:
         dataset=DATASET,
-        estimates=ESTIMATES,
-        metrics="results/metrics.json",
-        curve="results/budget_curve.csv",
-        per_query="results/metrics_per_query.csv",
+        estimates=out("points", "estimates.npz"),
+        metrics=out("points", "metrics.json"),
+        curve=out("points", "budget_curve.csv"),
+        per_query=out("points", "metrics_per_query.csv"),
+        levels=[
+            out(level, name)
+            for level in OTHER_LEVELS
+            for name in ("estimates.npz", "metrics.json", "budget_curve.csv")
+        ],
     output:
         report="results/report.md",
         plots=directory("results/plots"),
     params:
         config=PARAMS,
+        levels=" ".join(
+            f"--level-name {level} --level-dir results/{level}" for level in OTHER_LEVELS
+        ),
     log:
         "logs/report.log",
     shell:
         "{AME} report --params {params.config} --dataset {input.dataset} "
         "--estimates {input.estimates} --metrics {input.metrics} --curve {input.curve} "
         "--per-query {input.per_query} --out {output.report} --plots-dir {output.plots} "
-        "> {log} 2>&1"
+        "{params.levels} > {log} 2>&1"

@@ -1,22 +1,23 @@
 # One job trains `training.subsets_per_job` consecutive subsets; each subset keeps its own file.
 # Inputs are ancient(): a budget change rewrites the mask artifact (new rows appended, old rows
-# bit-identical) and must not retrain finished subsets. What a submodel depends on is in KEY, the
-# directory name, and in the fingerprint inside each file, which `ame gather` checks.
+# bit-identical) and must not retrain finished subsets. What a submodel depends on is in the
+# directory name ({run}: KEY and the units map) and in the fingerprint inside each file, which
+# `ame gather` checks.
 rule train:
     input:
         dataset=ancient(DATASET),
-        masks=ancient(MASKS),
+        masks=ancient(out(LEVEL, "masks.npz")),
     output:
         pack_pattern(),
     params:
         config=PARAMS,
         first=lambda wildcards: int(wildcards.pack) * PER_JOB,
         n_subsets=PER_JOB,
-        out_dir=SUBMODEL_DIR,
+        out_dir=lambda wildcards: out(level_of(wildcards), f"submodels/{wildcards.run}"),
     log:
-        f"logs/train/{KEY}/pack_{{pack}}.log",
+        log_path("train/{run}/pack_{pack}.log"),
     benchmark:
-        f"logs/train/{KEY}/pack_{{pack}}.benchmark.tsv"
+        log_path("train/{run}/pack_{pack}.benchmark.tsv")
     threads: 1
     group:
         "train"
@@ -26,7 +27,8 @@ rule train:
         "--count {params.n_subsets} --threads {threads} > {log} 2>&1"
 
 
-# Target for "every submodel of the current budget" (the DVC train stage asks for it).
+# Target for "every submodel of the current budget" of a flat run (the DVC train stage asks
+# for it; the stages of a hierarchical study ask for each level's estimates instead).
 rule submodels:
     input:
-        all_submodels(),
+        submodel_files,
