@@ -108,6 +108,12 @@ def copy_of_done(done, tmp_path) -> Path:
             {"behaviour": {"n_queries": 400}},
             "behaviour.n_queries: 400 exceeds the 324 query points of the dataset",
         ),
+        (
+            {"dataset": {"n_sources": 20, "n_poisoned_sources": 25}},
+            "dataset.n_poisoned_sources: 25 exceeds min(n_sources, n_poisons) = 20",
+        ),
+        ({"dataset": {"n_sources": 1}}, "dataset.n_sources: 1 is less than the minimum of 2"),
+        ({"hierarchy": {"enabled": "yes"}}, "hierarchy.enabled: 'yes' is not of type 'boolean'"),
     ],
     ids=lambda value: json.dumps(value) if isinstance(value, dict) else "",
 )

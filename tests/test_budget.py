@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import file_state, jobs_run, make_workspace, run, snakemake, write_params
 
+from ame.sampling import MaskSet
 from ame.store import load_npz
 
 pytestmark = pytest.mark.slow
@@ -78,19 +79,21 @@ def copy_of_committed(committed, tmp_path) -> Path:
 
 
 def test_dvc_repro_after_shrinking_within_a_pack_aggregates_the_new_budget(copy_of_committed):
-    """Ecosystem notes §2.4: 40 -> 35 subsets keeps masks.npz (the budget is rounded up to whole
-    packs of 10) and every submodel file, so no dependency of the gather stage changes. Only
-    because that stage also lists the `sampling` params does DVC rerun it; without them DVC
-    would skip gather, estimate and evaluate, and metrics.json would still say 40."""
+    """Ecosystem notes §2.4: 40 -> 35 subsets keeps the rows of masks.npz (the budget is rounded
+    up to whole packs of 10) and every submodel file. The gather stage must still rerun: the
+    mask artifact records the budget, and the stage also lists the `sampling` params; without
+    either DVC would skip gather, estimate and evaluate, and metrics.json would still say 40."""
     workspace = copy_of_committed
-    masks = (workspace / "results/masks.npz").read_bytes()
+    masks = MaskSet.load(workspace / "results/masks.npz")
     submodels = file_state(workspace, SUBMODELS)
     fingerprint_40 = metrics(workspace)["run_fingerprint"]
     write_params(workspace, {"sampling": {"n_subsets": 35}})
     result = run(["dvc", "repro"], workspace)
     assert "Running stage 'gather'" in result.stdout
     assert jobs_run(output(result), "train") == 0
-    assert (workspace / "results/masks.npz").read_bytes() == masks
+    shrunk = MaskSet.load(workspace / "results/masks.npz")
+    assert (masks.budget, shrunk.budget) == (40, 35)
+    assert np.array_equal(shrunk.packed, masks.packed) and np.array_equal(shrunk.p, masks.p)
     assert file_state(workspace, SUBMODELS) == submodels
     assert np.array_equal(gathered(workspace), np.arange(35))
     assert metrics(workspace)["n_submodels"] == 35

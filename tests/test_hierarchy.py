@@ -164,6 +164,7 @@ def test_hierarchical_workflow_refines_inside_the_selected_sources(tmp_path):
     assert level_metrics["flat"]["n_submodels"] == 100
     report = (workspace / "results/report.md").read_text()
     assert "## Hierarchical study" in report and "300 + 100 = 400" in report
+    assert (workspace / "results/plots/hierarchy_vs_flat.png").stat().st_size > 1000
     assert "Nothing to be done" in snakemake(workspace, "-n").stdout
 
 

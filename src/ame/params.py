@@ -91,6 +91,14 @@ def validate(config: dict) -> dict:
         )
     if config["hierarchy"]["enabled"] and name != "npz" and config["dataset"]["n_sources"] is None:
         raise ParamsError("hierarchy.enabled: needs source labels; set dataset.n_sources")
+    d = config["dataset"]
+    if name != "npz" and d["n_sources"] is not None:
+        most = min(d["n_sources"], d["n_poisons"])
+        if d["n_poisoned_sources"] > most:
+            raise ParamsError(
+                f"dataset.n_poisoned_sources: {d['n_poisoned_sources']} exceeds "
+                f"min(n_sources, n_poisons) = {most}"
+            )
     return config
 
 

@@ -208,7 +208,7 @@ def write_report(
         ]
     lines += top_table(estimates, "## Top points per query")
     if levels:  # after the title and the dataset paragraph
-        lines = lines[:4] + hierarchy_section(dataset, metrics, levels) + lines[4:]
+        lines = lines[:4] + hierarchy_section(dataset, metrics, levels, plots_dir, rel) + lines[4:]
     atomic_write_text(out, "\n".join(lines) + "\n")
 
 
@@ -226,7 +226,35 @@ def top_table(estimates: Estimates, title: str, n_top: int = 5, names=None) -> l
     return lines + [""]
 
 
-def hierarchy_section(dataset: Dataset, points: dict, levels: dict) -> list[str]:
+def plot_hierarchy_vs_flat(curve: pd.DataFrame, total: int, points: dict, path: Path) -> None:
+    """The flat run's recall and precision against its budget, and where the hierarchy lands."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for column, marker in (("recall", "o"), ("precision", "s")):
+        (line,) = ax.plot(
+            curve["n_submodels"], curve[column], marker=marker, label=f"flat: {column}"
+        )
+        ax.scatter(
+            [total],
+            [points[column]],
+            marker="*",
+            s=160,
+            zorder=3,
+            color=line.get_color(),
+            edgecolor="black",
+            label=f"hierarchy: {column}",
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("number of submodels (hierarchy: both levels together)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("Point-level detection: hierarchy vs flat run (mean over queries)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def hierarchy_section(
+    dataset: Dataset, points: dict, levels: dict, plots_dir: Path, rel: Path
+) -> list[str]:
     """Source and point levels side by side, and the flat run's budget for the same recall."""
     from ame.hierarchy import selected_sources, smallest_budget_reaching
 
@@ -269,7 +297,10 @@ def hierarchy_section(dataset: Dataset, points: dict, levels: dict) -> list[str]
             "",
             curve.to_markdown(index=False, floatfmt=".3f"),
             "",
+            f"![hierarchy vs flat]({rel / 'hierarchy_vs_flat.png'})",
+            "",
         ]
+        plot_hierarchy_vs_flat(curve, total, points, plots_dir / "hierarchy_vs_flat.png")
     lines += top_table(src_estimates, "### Top sources per query", names=names)
     lines += [
         "## Point level",
