@@ -181,7 +181,7 @@ def write_report(
         lines += [
             "## Precision and recall vs budget",
             "",
-            curve.to_markdown(index=False, floatfmt=".3f"),
+            curve_table(curve),
             "",
             f"![budget curve]({rel / 'budget_curve.png'})",
             "",
@@ -210,6 +210,13 @@ def write_report(
     if levels:  # after the title and the dataset paragraph
         lines = lines[:4] + hierarchy_section(dataset, metrics, levels, plots_dir, rel) + lines[4:]
     atomic_write_text(out, "\n".join(lines) + "\n")
+
+
+def curve_table(curve: pd.DataFrame) -> str:
+    """A budget curve as markdown: submodel counts as integers, rates to three decimals."""
+    return curve.to_markdown(
+        index=False, floatfmt=[".0f" if c == "n_submodels" else ".3f" for c in curve.columns]
+    )
 
 
 def top_table(estimates: Estimates, title: str, n_top: int = 5, names=None) -> list[str]:
@@ -295,7 +302,7 @@ def hierarchy_section(
             f"workflow run, {reach}; at its full budget of {flat['n_submodels']} it had "
             f"precision {flat['precision']:.3f} and recall {flat['recall']:.3f}. Its curve:",
             "",
-            curve.to_markdown(index=False, floatfmt=".3f"),
+            curve_table(curve),
             "",
             f"![hierarchy vs flat]({rel / 'hierarchy_vs_flat.png'})",
             "",
