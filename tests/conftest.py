@@ -112,5 +112,16 @@ def file_state(root: Path, *folders: str) -> dict[str, tuple[int, int, int]]:
 
 
 @pytest.fixture
+def single_thread():
+    """Tiny problems run faster on one thread, and much faster on a shared, oversubscribed CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def workspace(tmp_path) -> Path:
     return make_workspace(tmp_path / "ws")

@@ -2,7 +2,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 from ame.active_set import ConvergenceWarning
 from ame.estimate import AMEEstimator
@@ -13,13 +12,7 @@ N_POINTS = 8
 LEAST_SQUARES = {"lambda_rule": 0.0, "knockoffs": False, "n_lambdas": 8, "n_folds": 3}
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny problems run faster on one thread, and much faster on a shared, oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def nonlinear(masks):

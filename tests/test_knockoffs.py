@@ -1,18 +1,10 @@
 import numpy as np
 import pytest
-import torch
 
 from ame.estimate import AMEEstimator, featurize, knockoff_threshold
 from ame.sampling import pack_masks, sample_subsets
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny problems run faster on one thread, and much faster on a shared, oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -78,6 +81,19 @@ def test_pack_round_trip_and_artifact(tmp_path):
     np.testing.assert_array_equal(loaded.point_mask(4), masks[4])
     assert loaded.design == Design("grid") and loaded.seed == 5
     np.testing.assert_array_equal(loaded.head(3).masks, masks[:3])
+
+
+def test_artifacts_get_the_permissions_of_a_plain_new_file(tmp_path):
+    """Atomic writes go through mkstemp (mode 0600); the result must follow the umask instead."""
+    old = os.umask(0o022)
+    try:
+        MaskSet.draw(10, 2, Design("grid"), 0).save(tmp_path / "masks.npz")
+        plain = tmp_path / "plain"
+        plain.write_text("")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "masks.npz").stat().st_mode)
+    assert mode == stat.S_IMODE(plain.stat().st_mode) == 0o644
 
 
 @pytest.mark.parametrize(

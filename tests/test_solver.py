@@ -13,14 +13,7 @@ from ame.solver import (
     sparse_to_dense,
 )
 
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny problems run faster on one thread, and much faster on a shared, oversubscribed CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def problem(m=150, P=40, Q=3, seed=0):

@@ -36,10 +36,21 @@ def plot_budget_curve(curve: pd.DataFrame, fdr: float, path: Path) -> None:
         ("topk_precision", "top-k precision"),
     ):
         ax.plot(curve["n_submodels"], curve[column], marker="o", label=label)
+    _finish_budget_plot(
+        fig,
+        ax,
+        "number of submodels (budget prefix)",
+        "Detection of the true points vs budget (mean over queries)",
+        path,
+    )
+
+
+def _finish_budget_plot(fig, ax, xlabel: str, title: str, path: Path) -> None:
+    """Rates against a log2 budget axis: the common frame of the budget plots."""
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("number of submodels (budget prefix)")
+    ax.set_xlabel(xlabel)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Detection of the true points vs budget (mean over queries)")
+    ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
@@ -250,13 +261,13 @@ def plot_hierarchy_vs_flat(curve: pd.DataFrame, total: int, points: dict, path: 
             edgecolor="black",
             label=f"hierarchy: {column}",
         )
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("number of submodels (hierarchy: both levels together)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Point-level detection: hierarchy vs flat run (mean over queries)")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    _finish_budget_plot(
+        fig,
+        ax,
+        "number of submodels (hierarchy: both levels together)",
+        "Point-level detection: hierarchy vs flat run (mean over queries)",
+        path,
+    )
 
 
 def hierarchy_section(

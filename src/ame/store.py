@@ -21,6 +21,14 @@ class ArtifactError(ValueError):
     """An artifact is missing, truncated, foreign or inconsistent with the current run."""
 
 
+def default_mode() -> int:
+    """The permissions a plain ``open()`` gives a new file: the temporary file's 0600 would hide
+    results from collaborators who share the project directory."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | Path, suffix: str = ""):
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
@@ -30,6 +38,7 @@ def atomic_path(path: str | Path, suffix: str = ""):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
