@@ -7,7 +7,7 @@ level's precision and recall, the submodels of the two levels together, the flat
 budget prefix that reaches the hierarchy's point-level recall (and its precision and recall at
 its full budget), and the ratio of the two budgets.
 
-    python benchmarks/hierarchical_vs_flat.py [--seeds 0 1 2]
+    python benchmarks/hierarchical_vs_flat.py [--seeds 0 1 2] [--source-subsets 800]
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from conftest import make_workspace, run, write_params  # noqa: E402
 from ame.hierarchy import smallest_budget_reaching  # noqa: E402
 
 
-def study(seed: int, root: Path) -> dict:
+def study(seed: int, root: Path, source_subsets: int | None) -> dict:
     ws = make_workspace(root / f"seed{seed}", tiny=False)
     shutil.copy2(ROOT / "studies/hierarchical/params.yaml", ws / "params.yaml")
     write_params(ws, {"dataset": {"seed": seed}})
+    if source_subsets is not None:
+        write_params(ws, {"hierarchy": {"source_subsets": source_subsets}})
     started = time.perf_counter()
     run(["snakemake", "--cores", "2"], ws)
     wall = time.perf_counter() - started
@@ -65,9 +67,12 @@ def study(seed: int, root: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument(
+        "--source-subsets", type=int, help="source-level budget instead of the study's"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [study(seed, Path(tmp)) for seed in args.seeds]
+        rows = [study(seed, Path(tmp), args.source_subsets) for seed in args.seeds]
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
