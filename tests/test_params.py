@@ -59,7 +59,8 @@ def test_missing_or_broken_file(tmp_path):
 
 def test_budget_and_run_key(config):
     assert params.n_subsets(config, 1437) == round(4 * 30 * 10.4888)  # c k log2 N
-    assert params.n_trained(config, 1437) % config["training"]["subsets_per_job"] == 0
+    trained = params.whole_jobs(config, params.n_subsets(config, 1437))
+    assert trained % config["training"]["subsets_per_job"] == 0
     grown = copy.deepcopy(config)
     grown["sampling"]["n_subsets"] = 5000
     grown["training"]["subsets_per_job"] = 1

@@ -153,10 +153,6 @@ def whole_jobs(config: dict, budget: int) -> int:
     return math.ceil(budget / per_job) * per_job
 
 
-def n_trained(config: dict, n_points: int) -> int:
-    return whole_jobs(config, n_subsets(config, n_points))
-
-
 def submodel_settings(config: dict) -> dict:
     """The part of the configuration that determines every submodel's training."""
     picked = {}
