@@ -41,7 +41,7 @@ except ImportError:  # a GPU image without the package installed: use the source
     sys.path.insert(0, str(ROOT / "src"))
 
 from ame import cifar  # noqa: E402
-from ame.fit import configure_backends, fit_submodel, predict  # noqa: E402
+from ame.training.fit import configure_backends, fit_submodel, predict  # noqa: E402
 
 RECIPES = {
     "paper": ROOT / "examples/params-cifar10.yaml",

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from ame.estimate import AMEEstimator
+from ame.estimation.estimator import AMEEstimator
 from ame.sampling import pack_masks, sample_subsets
 
 

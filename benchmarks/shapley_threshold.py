@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from ame.estimate import AMEEstimator
+from ame.estimation.estimator import AMEEstimator
 from ame.sampling import Design, sample_subsets
 
 N_PLAYERS = 1000

@@ -12,7 +12,7 @@ __all__ = ["AMEEstimator", "Design", "sample_subsets"]
 
 def __getattr__(name):
     if name == "AMEEstimator":
-        from ame.estimate import AMEEstimator
+        from ame.estimation import AMEEstimator
 
         return AMEEstimator
     raise AttributeError(f"module 'ame' has no attribute {name!r}")

@@ -1,0 +1,329 @@
+"""The human-readable report: report.md with PNG plots of the budget curve, the AME distribution
+with the ground truth marked, and the top-attributed training images of each query."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from ame.data import Dataset  # noqa: E402
+from ame.results import Estimates  # noqa: E402
+from ame.artifacts import atomic_path, atomic_write_text  # noqa: E402
+
+N_TOP_IMAGES = 8
+N_QUERIES_SHOWN = 4
+LEVEL_COLUMNS = ("n_submodels", "n_units_studied", "precision", "recall", "topk_precision")
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_budget_curve(curve: pd.DataFrame, fdr: float, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for column, label in (
+        ("precision", f"precision (knockoffs, FDR {fdr})"),
+        ("recall", "recall"),
+        ("topk_precision", "top-k precision"),
+    ):
+        ax.plot(curve["n_submodels"], curve[column], marker="o", label=label)
+    _finish_budget_plot(
+        fig,
+        ax,
+        "number of submodels (budget prefix)",
+        "Detection of the true points vs budget (mean over queries)",
+        path,
+    )
+
+
+def _finish_budget_plot(fig, ax, xlabel: str, title: str, path: Path) -> None:
+    """Rates against a log2 budget axis: the common frame of the budget plots."""
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_ame_distribution(estimates: Estimates, truth: np.ndarray | None, path: Path) -> None:
+    q = len(estimates.names) - 1  # the aggregate query when there is one, else the last query
+    ame = estimates.ame[q]
+    is_true = np.zeros(len(ame), dtype=bool) if truth is None else np.isin(estimates.ids, truth)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    bins = np.linspace(ame.min(), ame.max(), 60)
+    ax.hist(ame[~is_true], bins=bins, color="tab:gray", label="other training points")
+    if is_true.any():
+        ax.hist(ame[is_true], bins=bins, color="tab:red", alpha=0.8, label="ground truth (poisons)")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"AME on {estimates.names[q]} (behaviour units)")
+    ax.set_ylabel("training points")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_top_images(
+    dataset: Dataset, estimates: Estimates, truth: np.ndarray | None, path: Path
+) -> None:
+    """Each row: a query image, then its top-attributed training images (red frame: true)."""
+    shape = dataset.meta.get("input_shape", list(dataset.X_train.shape[1:]))
+    queries = [q for q, name in enumerate(estimates.names) if name != "aggregate"][:N_QUERIES_SHOWN]
+    if not queries or len(shape) not in (2, 3):
+        return
+    fig, axes = plt.subplots(
+        len(queries),
+        N_TOP_IMAGES + 1,
+        figsize=(1.2 * (N_TOP_IMAGES + 1), 1.35 * len(queries)),
+        squeeze=False,
+    )
+    true_set = set() if truth is None else set(truth.tolist())
+
+    def show(ax, image, title, frame=None):
+        image = np.asarray(image).reshape(shape)
+        if image.ndim == 3:  # channels first -> last, scaled for display
+            image = np.moveaxis(image, 0, -1)
+            image = (image - image.min()) / max(float(np.ptp(image)), 1e-8)
+        ax.imshow(image, cmap="gray_r" if image.ndim == 2 else None)
+        ax.set_title(title, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if frame:
+            for spine in ax.spines.values():
+                spine.set_edgecolor(frame)
+                spine.set_linewidth(2.5)
+
+    for row, q in enumerate(queries):
+        show(
+            axes[row, 0],
+            dataset.X_query[int(estimates.names[q].split("_")[1])],
+            estimates.names[q],
+            "tab:blue",
+        )
+        for col, column in enumerate(np.argsort(-estimates.ame[q], kind="stable")[:N_TOP_IMAGES]):
+            point = int(estimates.ids[column])
+            show(
+                axes[row, col + 1],
+                dataset.X_train[point],
+                f"#{point} {estimates.ame[q, column]:.3f}",
+                "tab:red" if point in true_set else None,
+            )
+    _save(fig, path)
+
+
+def write_report(
+    config: dict,
+    dataset_path,
+    estimates_path,
+    metrics_path,
+    curve_path,
+    per_query_path,
+    out,
+    plots_dir,
+    levels: dict | None = None,
+) -> None:
+    """Write report.md and its plots; ``levels`` maps the study's other experiments (sources,
+    flat) to their results directories."""
+    dataset = Dataset.load(dataset_path)
+    estimates = Estimates.load(estimates_path)
+    metrics = json.loads(Path(metrics_path).read_text())
+    curve = pd.read_csv(curve_path)
+    per_query = pd.read_csv(per_query_path)
+    plots_dir = Path(plots_dir)
+    truth = dataset.ground_truth
+    fdr = config["estimation"]["fdr"]
+    plots = {
+        "ame_distribution.png": lambda p: plot_ame_distribution(estimates, truth, p),
+        "top_images.png": lambda p: plot_top_images(dataset, estimates, truth, p),
+    }
+    if len(curve):
+        plots["budget_curve.png"] = lambda p: plot_budget_curve(curve, fdr, p)
+    for name, draw in plots.items():
+        draw(plots_dir / name)
+    rel = (
+        Path(plots_dir).relative_to(Path(out).parent)
+        if Path(plots_dir).is_relative_to(Path(out).parent)
+        else Path(plots_dir)
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                k: metrics[k]
+                for k in (
+                    "n_submodels",
+                    "n_points",
+                    "n_queries",
+                    "fdr_target",
+                    "precision",
+                    "recall",
+                    "topk_precision",
+                )
+            }
+        ]
+    )
+    lines = [
+        "# AME report",
+        "",
+        f"Dataset: **{dataset.meta.get('name')}** ({dataset.n_points} training points, "
+        f"{len(estimates.names)} queries). Design: **{config['sampling']['design']}**; "
+        f"estimand: {estimates.semivalue}. Behaviour: {config['behaviour']['kind']} of the "
+        "query's class. AMEs are in the behaviour's own units.",
+        "",
+        "## Summary (mean over queries)",
+        "",
+        summary.to_markdown(index=False),
+        "",
+        f"Selection: {'Knockoff+' if config['estimation']['knockoff_plus'] else 'Knockoff'} at "
+        f"target FDR {fdr}, direction {config['estimation']['direction']}; "
+        f"{metrics['n_excluded']} submodels excluded as diverged. "
+        f"Run fingerprint `{metrics['run_fingerprint'][:16]}`.",
+        "",
+    ]
+    if truth is not None and len(curve):
+        lines += [
+            "## Precision and recall vs budget",
+            "",
+            curve_table(curve),
+            "",
+            f"![budget curve]({rel / 'budget_curve.png'})",
+            "",
+        ]
+    lines += [
+        "## Per query",
+        "",
+        per_query.to_markdown(index=False, floatfmt=".3f"),
+        "",
+        "## AME distribution",
+        "",
+        f"![AME distribution]({rel / 'ame_distribution.png'})",
+        "",
+    ]
+    if (plots_dir / "top_images.png").exists():
+        lines += [
+            "## Top-attributed training images",
+            "",
+            "Query image first (blue), then the training points with the largest AME; "
+            "red frames mark ground-truth points.",
+            "",
+            f"![top images]({rel / 'top_images.png'})",
+            "",
+        ]
+    lines += top_table(estimates, "## Top points per query")
+    if levels:  # after the title and the dataset paragraph
+        lines = lines[:4] + hierarchy_section(dataset, metrics, levels, plots_dir, rel) + lines[4:]
+    atomic_write_text(out, "\n".join(lines) + "\n")
+
+
+def curve_table(curve: pd.DataFrame) -> str:
+    """A budget curve as markdown: submodel counts as integers, rates to three decimals."""
+    return curve.to_markdown(
+        index=False, floatfmt=[".0f" if c == "n_submodels" else ".3f" for c in curve.columns]
+    )
+
+
+def top_table(estimates: Estimates, title: str, n_top: int = 5, names=None) -> list[str]:
+    """Markdown rows: the ``n_top`` highest AMEs of each query, by id (or by name)."""
+    top = np.argsort(-estimates.ame, axis=1, kind="stable")[:, :n_top]
+    lines = [title, "", f"| query | top {estimates.unit}s (AME) |", "|---|---|"]
+    for q, name in enumerate(estimates.names):
+        cells = ", ".join(
+            f"{estimates.ids[c] if names is None else names[estimates.ids[c]]} "
+            f"({estimates.ame[q, c]:.4f})"
+            for c in top[q]
+        )
+        lines.append(f"| {name} | {cells} |")
+    return lines + [""]
+
+
+def plot_hierarchy_vs_flat(curve: pd.DataFrame, total: int, points: dict, path: Path) -> None:
+    """The flat run's recall and precision against its budget, and where the hierarchy lands."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for column, marker in (("recall", "o"), ("precision", "s")):
+        (line,) = ax.plot(
+            curve["n_submodels"], curve[column], marker=marker, label=f"flat: {column}"
+        )
+        ax.scatter(
+            [total],
+            [points[column]],
+            marker="*",
+            s=160,
+            zorder=3,
+            color=line.get_color(),
+            edgecolor="black",
+            label=f"hierarchy: {column}",
+        )
+    _finish_budget_plot(
+        fig,
+        ax,
+        "number of submodels (hierarchy: both levels together)",
+        "Point-level detection: hierarchy vs flat run (mean over queries)",
+        path,
+    )
+
+
+def hierarchy_section(
+    dataset: Dataset, points: dict, levels: dict, plots_dir: Path, rel: Path
+) -> list[str]:
+    """Source and point levels side by side, and the flat run's budget for the same recall."""
+    from ame.hierarchy import selected_sources, smallest_budget_reaching
+
+    sources = json.loads((levels["sources"] / "metrics.json").read_text())
+    src_estimates = Estimates.load(levels["sources"] / "estimates.npz")
+    chosen = selected_sources(src_estimates.selected, src_estimates.ids)
+    names = dataset.meta.get("source_names")
+    rows = [
+        {"level": "sources", **{k: sources[k] for k in LEVEL_COLUMNS}},
+        {"level": "points inside the selected sources", **{k: points[k] for k in LEVEL_COLUMNS}},
+    ]
+    total = sources["n_submodels"] + points["n_submodels"]
+    lines = [
+        "## Hierarchical study: sources, then points inside the selected sources",
+        "",
+        f"{dataset.n_sources} sources. The source level selected {len(chosen)} of them (for any "
+        f"query): {', '.join(str(names[s] if names else s) for s in chosen)}. The point level "
+        f"studied their {points['n_units_studied']} points, every other source being in every "
+        "subset. Precision and recall are means over queries; the point level counts a true "
+        "point of an unselected source as missed.",
+        "",
+        pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"),
+        "",
+    ]
+    if "flat" in levels and points["recall"] is not None:
+        flat = json.loads((levels["flat"] / "metrics.json").read_text())
+        curve = pd.read_csv(levels["flat"] / "budget_curve.csv")
+        needed = smallest_budget_reaching(curve, points["recall"])
+        reach = (
+            f"reached that recall at {needed} submodels (the smallest budget prefix of its curve)"
+            if needed is not None
+            else f"did not reach that recall within its {flat['n_submodels']} submodels"
+        )
+        lines += [
+            f"**Submodels**: the two levels used {sources['n_submodels']} + "
+            f"{points['n_submodels']} = {total} for a point-level recall of "
+            f"{points['recall']:.3f}. A flat point-level run on the same data, in the same "
+            f"workflow run, {reach}; at its full budget of {flat['n_submodels']} it had "
+            f"precision {flat['precision']:.3f} and recall {flat['recall']:.3f}. Its curve:",
+            "",
+            curve_table(curve),
+            "",
+            f"![hierarchy vs flat]({rel / 'hierarchy_vs_flat.png'})",
+            "",
+        ]
+        plot_hierarchy_vs_flat(curve, total, points, plots_dir / "hierarchy_vs_flat.png")
+    lines += top_table(src_estimates, "### Top sources per query", names=names)
+    lines += [
+        "## Point level",
+        "",
+        "The sections below describe the point level, inside the selected sources.",
+        "",
+    ]
+    return lines

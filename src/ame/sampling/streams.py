@@ -1,0 +1,18 @@
+"""The random streams of an experiment: one registry, so that no two draws can coincide.
+
+Subset ``i`` of stream ``s`` is drawn from ``default_rng([seed, i, s])``; growing the budget keeps
+every earlier subset bit-identical. Each experiment of a study draws from its own stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Stream of each kind of draw. Stream 1 is the knockoff masks' (ame.estimation): no experiment
+#: may sample from it, or its subsets would equal their own knockoffs.
+STREAMS = {"points": 0, "knockoffs": 1, "sources": 2, "restricted": 3}
+
+
+def subset_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
+    """Generator of subset ``index`` of ``stream`` (see ``STREAMS``)."""
+    return np.random.default_rng([int(seed), int(index), int(stream)])

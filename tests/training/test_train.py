@@ -1,0 +1,70 @@
+import copy
+
+import numpy as np
+import pytest
+
+from ame import params
+from ame.behaviours import gather, reduce_logits
+from ame.data.digits import digits_backdoor
+from ame.sampling import MaskSet
+from ame.artifacts import ArtifactError
+from ame.training.jobs import submodel_path, train_subsets
+
+
+@pytest.fixture(scope="module")
+def setup():
+    config = params.load("params.yaml")
+    config["training"]["steps"] = 10
+    dataset = digits_backdoor(n_poisons=10)
+    masks = MaskSet.draw(dataset.n_points, 6, params.design(config), seed=0)
+    return config, dataset, masks
+
+
+def test_training_is_deterministic_and_gather_checks_fingerprints(setup, tmp_path):
+    config, dataset, masks = setup
+    train_subsets(dataset, masks, range(0, 3), config, tmp_path / "a")
+    train_subsets(dataset, masks, range(0, 3), config, tmp_path / "b")
+    for i in range(3):
+        assert (
+            submodel_path(tmp_path / "a", i).read_bytes()
+            == submodel_path(tmp_path / "b", i).read_bytes()
+        )
+    behaviours = gather(config, dataset, masks.head(3), tmp_path / "a")
+    assert behaviours.Y.shape == (3, config["behaviour"]["n_queries"] + 1)
+    changed = copy.deepcopy(config)
+    changed["training"]["lr"] = 0.5
+    with pytest.raises(ArtifactError, match="subset 0 .*fingerprint mismatch: settings"):
+        gather(changed, dataset, masks.head(3), tmp_path / "a")
+    other_masks = MaskSet.draw(dataset.n_points, 6, params.design(config), seed=1)
+    with pytest.raises(ArtifactError, match="subset 0 .*mask_sha256"):
+        gather(config, dataset, other_masks.head(3), tmp_path / "a")
+    with pytest.raises(ArtifactError, match="subset_000003.npz: file not found"):
+        gather(config, dataset, masks.head(4), tmp_path / "a")
+
+
+def test_diverged_submodels_are_retried_then_excluded(setup, tmp_path, caplog):
+    config, dataset, masks = setup
+    bad = copy.deepcopy(config)
+    bad["training"].update(optimizer="sgd", lr=1e30)
+    train_subsets(dataset, masks, range(0, 2), bad, tmp_path)
+    with pytest.raises(ArtifactError, match="every submodel diverged"):
+        gather(bad, dataset, masks.head(2), tmp_path)
+
+
+def test_mask_artifact_of_another_dataset_is_refused(setup, tmp_path):
+    config, dataset, _ = setup
+    wrong = MaskSet.draw(dataset.n_points + 1, 2, params.design(config), seed=0)
+    with pytest.raises(ValueError, match="masks cover 1438 points but the dataset has 1437"):
+        train_subsets(dataset, wrong, range(0, 1), config, tmp_path)
+
+
+def test_behaviour_reductions():
+    logits = np.log(np.array([[[1.0, 3.0], [2.0, 2.0]]]))  # (1 subset, 2 queries, 2 classes)
+    classes = np.array([1, 0])
+    np.testing.assert_allclose(reduce_logits(logits, classes, "probability"), [[0.75, 0.5]])
+    np.testing.assert_allclose(
+        reduce_logits(logits, classes, "log_probability"), np.log([[0.75, 0.5]])
+    )
+    np.testing.assert_allclose(
+        reduce_logits(logits, classes, "logit_margin"), [[np.log(3.0), 0.0]], atol=1e-12
+    )
