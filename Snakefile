@@ -1,4 +1,4 @@
-# AME pipeline: prepare -> sample -> train (one job per subset or pack) -> gather -> estimate
+# AME pipeline: prepare -> sample -> train (one job per pack of subsets) -> gather -> estimate
 # -> evaluate -> report. Every rule calls the `ame` package; nothing scientific lives here.
 from snakemake.utils import min_version
 
@@ -12,7 +12,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/prepare.smk"
 include: "workflow/rules/sample.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/gather.smk"
 include: "workflow/rules/estimate.smk"
+include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -40,7 +40,7 @@ try:
 except ImportError:  # a GPU image without the package installed: use the source tree
     sys.path.insert(0, str(ROOT / "src"))
 
-from ame import cifar  # noqa: E402
+from ame.data import cifar10 as cifar  # noqa: E402
 from ame.training.fit import configure_backends, fit_submodel, predict  # noqa: E402
 
 RECIPES = {

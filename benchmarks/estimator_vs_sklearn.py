@@ -22,8 +22,8 @@ import torch
 from sklearn.linear_model import LassoCV
 
 from ame.estimation.estimator import featurize
-from ame.sampling import sample_subsets
 from ame.estimation.solver import kfold_weights, lambda_max, lasso_path, sparse_to_dense
+from ame.sampling import sample_subsets
 
 
 def main() -> None:

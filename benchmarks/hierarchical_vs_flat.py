@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_workspace, run, write_params  # noqa: E402
 
-from ame.hierarchy import smallest_budget_reaching  # noqa: E402
+from ame.report.report import smallest_budget_reaching  # noqa: E402
 
 
 def study(seed: int, root: Path, source_subsets: int | None) -> dict:

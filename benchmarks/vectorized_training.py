@@ -32,8 +32,8 @@ except ImportError:  # a machine where the package is not installed: use the sou
     sys.path.insert(0, str(ROOT / "src"))
 
 from ame.data import build  # noqa: E402
-from ame.training.fit import fit_submodel, predict  # noqa: E402
 from ame.sampling import Design, MaskSet  # noqa: E402
+from ame.training.fit import fit_submodel, predict  # noqa: E402
 from ame.training.vectorized import CHUNK, fit_submodels  # noqa: E402
 
 NOISE_SUBSETS = 10

@@ -13,15 +13,22 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "dvc.yaml", "params.yaml", "workflow", "profiles", "src")
+WORKFLOW_FILES = (
+    "Snakefile",
+    "dvc.yaml",
+    "params.yaml",
+    "workflow",
+    "profiles",
+    "src",
+    ".dvcignore",
+)
 BIN = Path(sys.executable).parent
 
 TINY = {
     "sampling": {"n_subsets": 40},
     "training": {"steps": 20, "subsets_per_job": 10},
     "behaviour": {"n_queries": 2},
-    "estimation": {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 30},
-    "evaluation": {"budget_fractions": [0.5, 1.0]},
+    "estimation": {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 30, "budget_fractions": [0.5, 1.0]},
 }
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ame.errors import UserError
 
-class ArtifactError(ValueError):
+
+class ArtifactError(UserError):
     """An artifact is missing, truncated, foreign or inconsistent with the current run."""
 
 

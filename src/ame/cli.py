@@ -15,9 +15,16 @@ from pathlib import Path
 
 
 def _config(args):
-    from ame import params
+    from ame.pipeline import params
 
     return params.load(args.params)
+
+
+def _store(config: dict, directory):
+    from ame.pipeline.submodels import SubmodelStore
+
+    t = config["training"]
+    return SubmodelStore(directory, t["subsets_per_job"], t["save_weights"])
 
 
 def cmd_prepare(args) -> None:
@@ -28,8 +35,8 @@ def cmd_prepare(args) -> None:
 
 def cmd_sample(args) -> None:
     from ame.data import Dataset
-    from ame.hierarchy import draw_masks
-    from ame.results import Estimates
+    from ame.estimation.results import Estimates
+    from ame.pipeline.plan import draw_masks
 
     selection = Estimates.load(args.selection) if args.selection else None
     draw_masks(_config(args), Dataset.load(args.dataset), args.level, selection).save(args.out)
@@ -40,7 +47,7 @@ def cmd_train(args) -> None:
 
     from ame.data import Dataset
     from ame.sampling import MaskSet
-    from ame.train import train_subsets
+    from ame.training.jobs import train_subsets
 
     torch.set_num_threads(args.threads)
     config = _config(args)
@@ -49,7 +56,7 @@ def cmd_train(args) -> None:
         MaskSet.load(args.masks),
         range(args.first, args.first + args.count),
         config,
-        args.out_dir,
+        _store(config, args.out_dir),
     )
     logging.info(
         "trained %d submodels in %.2fs (job total %.2fs)",
@@ -60,35 +67,48 @@ def cmd_train(args) -> None:
 
 
 def cmd_gather(args) -> None:
-    from ame.behaviours import gather
+    from ame.behaviour.gather import gather
     from ame.data import Dataset
     from ame.sampling import MaskSet
 
     config = _config(args)
-    gather(config, Dataset.load(args.dataset), MaskSet.load(args.masks), args.submodels).save(
-        args.out
-    )
+    store = _store(config, args.submodels)
+    gather(config, Dataset.load(args.dataset), MaskSet.load(args.masks), store).save(args.out)
 
 
 def cmd_estimate(args) -> None:
-    from ame.behaviours import Behaviours
-    from ame.results import Estimates, estimator_from_params
+    from ame.behaviour.gather import Behaviours
+    from ame.errors import UserError
+    from ame.estimation.results import Estimates, PrefixEstimates, estimator_from_params
     from ame.sampling import MaskSet
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     config = _config(args)
     behaviours = Behaviours.load(args.behaviours)
     masks = MaskSet.load(args.masks)
-    estimator = estimator_from_params(config).fit(
-        masks.masks[behaviours.subsets], behaviours.p, behaviours.Y, design=masks.design
-    )
-    Estimates.from_estimator(estimator, config, behaviours.names, masks).save(args.out, args.scores)
+    try:
+        estimator = estimator_from_params(config).fit(
+            masks.masks[behaviours.subsets],
+            behaviours.p,
+            behaviours.Y,
+            design=masks.design,
+            subset_index=behaviours.subsets,
+        )
+        prefixes = PrefixEstimates.fit(config, masks, behaviours)
+    except ValueError as err:  # the estimator names its argument: say where it came from
+        raise UserError(f"estimation ({len(behaviours.subsets)} submodels): {err}") from err
+    Estimates.from_estimator(estimator, config, behaviours, masks).save(args.out, args.scores)
+    prefixes.save(args.prefixes)
 
 
 def cmd_evaluate(args) -> None:
-    from ame.behaviours import Behaviours
+    from ame.behaviour.gather import Behaviours
     from ame.data import Dataset
-    from ame.evaluate import evaluate
-    from ame.results import Estimates
+    from ame.estimation.results import Estimates, PrefixEstimates
+    from ame.evaluation.metrics import evaluate
     from ame.sampling import MaskSet
 
     evaluate(
@@ -97,6 +117,7 @@ def cmd_evaluate(args) -> None:
         MaskSet.load(args.masks),
         Behaviours.load(args.behaviours),
         Estimates.load(args.estimates),
+        PrefixEstimates.load(args.prefixes),
         metrics_path=args.metrics,
         curve_path=args.curve,
         per_query_path=args.per_query,
@@ -104,7 +125,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from ame.report import write_report
+    from ame.report.report import write_report
 
     write_report(
         _config(args),
@@ -158,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         "submodels",
         "out",
     )
-    verb(
+    estimate = verb(
         "estimate",
         cmd_estimate,
         "fit the AME estimator and select points",
@@ -166,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
         "masks",
         "out",
         "scores",
+        "prefixes",
     )
+    estimate.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     verb(
         "evaluate",
         cmd_evaluate,
@@ -175,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         "masks",
         "behaviours",
         "estimates",
+        "prefixes",
         "metrics",
         "curve",
         "per-query",
@@ -206,9 +230,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    from ame.errors import UserError
+
     try:
         args.func(args)
-    except (ValueError, OSError, RuntimeError, IndexError, KeyError) as err:
+    except (UserError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
         if os.environ.get("AME_DEBUG"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__

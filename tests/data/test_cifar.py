@@ -11,10 +11,13 @@ import torch
 import yaml
 from conftest import make_workspace, snakemake
 
-from ame import cifar, data, params
+from ame import data
+from ame.artifacts import ArtifactError
+from ame.data import cifar10 as cifar
+from ame.pipeline import params
+from ame.pipeline.plan import level_plan
 from ame.training.fit import augment, fit_submodel, learning_rate, predict
 from ame.training.models import build_model
-from ame.artifacts import ArtifactError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = [REPO / "examples/params-cifar10.yaml", REPO / "examples/params-cifar10-fast.yaml"]
@@ -112,13 +115,14 @@ def test_backdoor_follows_the_paper(batches):
     rng.shuffle(test_order)
     assert ds.meta["poison_source_indices"] == sorted(train_order[:20])
     assert ds.meta["dropped_source_indices"] == sorted(train_order[20:50])
+    extra = {"n_poisons": 20, "n_sources": None}
     assert (
         ds.n_points
         == 70
-        == cifar.n_training_points({"path": batches, "n_poisons": 20})
-        == data.n_training_points(
-            {"dataset": {"name": "cifar10", "path": str(batches), "n_poisons": 20}}
-        )
+        == cifar.describe({"path": batches, **extra})["n_points"]
+        == data.describe({"dataset": {"name": "cifar10", "path": str(batches), **extra}})[
+            "n_points"
+        ]
     )
     kept = [i for i in range(100) if i not in set(train_order[20:50])]
     np.testing.assert_array_equal(
@@ -142,7 +146,7 @@ def test_scenario_through_params(batches, tmp_path):
         config = params.load(path)
         assert config["dataset"]["name"] == "cifar10"
     config = params.load(EXAMPLES[0])
-    assert params.n_subsets(config, 49_970) == 2497  # the paper's budget for CIFAR10-20
+    assert level_plan(config, "points", 49_970).budget == 2497  # the paper's budget for CIFAR10-20
     config["dataset"]["path"] = str(batches)
     ds = data.build(config)
     ds.save(tmp_path / "d.npz")
@@ -180,7 +184,7 @@ def test_errors_name_the_culprit(batches, tmp_path):
     with pytest.raises(ArtifactError, match=r"'labels' must hold one class in \[0, 10\)"):
         cifar.load_cifar10(partial)
     with pytest.raises(ValueError, match="dataset.n_poisons: .*first 50 .*got 51"):
-        cifar.n_training_points({"path": batches, "n_poisons": 51})
+        cifar.describe({"path": batches, "n_poisons": 51, "n_sources": None})
 
 
 class _Exploit:

@@ -3,24 +3,31 @@ import pytest
 
 from ame import data
 from ame.artifacts import ArtifactError
+from ame.data.digits import digits_backdoor
+from ame.data.npz import load_user_npz
 
 
 def test_digits_backdoor_plants_trigger_and_labels():
-    ds = data.digits_backdoor(seed=0, n_poisons=12, target_class=3, trigger_size=2)
-    assert ds.n_points == data.n_training_points(
-        {"dataset": {"name": "digits", "seed": 0, "test_fraction": 0.2}}
-    )
+    ds = digits_backdoor(seed=0, n_poisons=12, target_class=3, trigger_size=2)
+    digits = {
+        "name": "digits",
+        "seed": 0,
+        "test_fraction": 0.2,
+        "target_class": 3,
+        "n_sources": None,
+    }
+    described = data.describe({"dataset": digits})
+    assert described["n_points"] == ds.n_points
+    assert described["n_query_points"] == len(ds.y_query)
     poisons = ds.ground_truth
     assert len(poisons) == 12 and (ds.y_train[poisons] == 3).all()
     assert (ds.X_train[poisons][:, -2:, -2:] == 1.0).all()
     assert (ds.y_query == 3).all() and (ds.X_query[:, -2:, -2:] == 1.0).all()
-    assert (
-        ds.fingerprint() == data.digits_backdoor(seed=0, n_poisons=12, target_class=3).fingerprint()
-    )
+    assert ds.fingerprint() == digits_backdoor(seed=0, n_poisons=12, target_class=3).fingerprint()
 
 
 def test_prepared_dataset_round_trip(tmp_path):
-    ds = data.digits_backdoor(n_poisons=5)
+    ds = digits_backdoor(n_poisons=5)
     ds.save(tmp_path / "d.npz")
     back = data.Dataset.load(tmp_path / "d.npz")
     np.testing.assert_array_equal(back.ground_truth, ds.ground_truth)
@@ -44,11 +51,11 @@ def test_user_npz_is_read_and_checked(tmp_path):
         y_query=y[:5],
         ground_truth=np.array([1, 2]),
     )
-    ds = data.load_user_npz(path)
+    ds = load_user_npz(path)
     assert ds.n_points == 30 and ds.n_classes == 3 and list(ds.ground_truth) == [1, 2]
     assert ds.source is None and ds.source_truth() is None
     config = {"dataset": {"name": "npz", "path": str(path)}}
-    assert data.n_training_points(config) == 30 and data.n_sources(config) == 0
+    assert data.describe(config) == {"n_points": 30, "n_query_points": 5, "n_sources": 0}
 
 
 def test_user_npz_source_labels_become_numbered_sources(tmp_path):
@@ -62,13 +69,13 @@ def test_user_npz_source_labels_become_numbered_sources(tmp_path):
         ground_truth=np.array([2, 4]),
         source=labels,
     )
-    ds = data.load_user_npz(path)
+    ds = load_user_npz(path)
     assert ds.meta["source_names"] == ["alice", "bob", "carol"]
     np.testing.assert_array_equal(ds.source, [1, 0, 2, 0, 1, 0])
     np.testing.assert_array_equal(ds.source_truth(), [1, 2])  # bob and carol hold true points
     ds.save(tmp_path / "prepared.npz")
     np.testing.assert_array_equal(data.Dataset.load(tmp_path / "prepared.npz").source, ds.source)
-    assert data.n_sources({"dataset": {"name": "npz", "path": str(path)}}) == 3
+    assert data.describe({"dataset": {"name": "npz", "path": str(path)}})["n_sources"] == 3
 
 
 @pytest.mark.parametrize(
@@ -133,12 +140,12 @@ def test_user_npz_source_labels_become_numbered_sources(tmp_path):
 )
 def test_bad_user_files_name_the_problem(tmp_path, arrays, message):
     with pytest.raises(ArtifactError, match=message):
-        data.load_user_npz(_write(tmp_path / "bad.npz", **arrays))
+        load_user_npz(_write(tmp_path / "bad.npz", **arrays))
 
 
 def test_missing_and_truncated_files(tmp_path):
     with pytest.raises(ArtifactError, match="file not found"):
-        data.load_user_npz(tmp_path / "absent.npz")
+        load_user_npz(tmp_path / "absent.npz")
     good = _write(
         tmp_path / "good.npz",
         X_train=np.zeros((5, 2)),
@@ -149,6 +156,6 @@ def test_missing_and_truncated_files(tmp_path):
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(good.read_bytes()[:100])
     with pytest.raises(ArtifactError, match="not a readable .npz"):
-        data.load_user_npz(truncated)
+        load_user_npz(truncated)
     with pytest.raises(ArtifactError, match="cannot read array"):
-        data.n_training_points({"dataset": {"name": "npz", "path": str(truncated)}})
+        data.describe({"dataset": {"name": "npz", "path": str(truncated)}})

@@ -2,7 +2,9 @@ import copy
 
 import pytest
 
-from ame import params
+from ame.pipeline import params
+from ame.pipeline.plan import level_plan
+from ame.pipeline.provenance import run_key
 
 
 @pytest.fixture
@@ -58,13 +60,14 @@ def test_missing_or_broken_file(tmp_path):
 
 
 def test_budget_and_run_key(config):
-    assert params.n_subsets(config, 1437) == round(4 * 30 * 10.4888)  # c k log2 N
-    trained = params.whole_jobs(config, params.n_subsets(config, 1437))
-    assert trained % config["training"]["subsets_per_job"] == 0
+    plan = level_plan(config, "points", 1437)
+    assert plan.budget == round(4 * 30 * 10.4888)  # c k log2 N
+    assert plan.n_train % config["training"]["subsets_per_job"] == 0
+    assert plan.budget <= plan.n_train < plan.budget + config["training"]["subsets_per_job"]
     grown = copy.deepcopy(config)
     grown["sampling"]["n_subsets"] = 5000
     grown["training"]["subsets_per_job"] = 1
-    assert params.run_key(grown) == params.run_key(config)  # budget/packing keep submodels
+    assert run_key(grown) == run_key(config)  # budget/packing keep submodels
     reseeded = copy.deepcopy(config)
     reseeded["sampling"]["seed"] = 1
-    assert params.run_key(reseeded) != params.run_key(config)
+    assert run_key(reseeded) != run_key(config)

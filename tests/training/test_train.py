@@ -3,11 +3,13 @@ import copy
 import numpy as np
 import pytest
 
-from ame import params
-from ame.behaviours import gather, reduce_logits
-from ame.data.digits import digits_backdoor
-from ame.sampling import MaskSet
 from ame.artifacts import ArtifactError
+from ame.behaviour.gather import gather
+from ame.behaviour.kinds import reduce_logits
+from ame.data.digits import digits_backdoor
+from ame.pipeline import params
+from ame.pipeline.plan import design
+from ame.sampling import MaskSet
 from ame.training.jobs import submodel_path, train_subsets
 
 
@@ -16,7 +18,7 @@ def setup():
     config = params.load("params.yaml")
     config["training"]["steps"] = 10
     dataset = digits_backdoor(n_poisons=10)
-    masks = MaskSet.draw(dataset.n_points, 6, params.design(config), seed=0)
+    masks = MaskSet.draw(dataset.n_points, 6, design(config), seed=0)
     return config, dataset, masks
 
 
@@ -35,7 +37,7 @@ def test_training_is_deterministic_and_gather_checks_fingerprints(setup, tmp_pat
     changed["training"]["lr"] = 0.5
     with pytest.raises(ArtifactError, match="subset 0 .*fingerprint mismatch: settings"):
         gather(changed, dataset, masks.head(3), tmp_path / "a")
-    other_masks = MaskSet.draw(dataset.n_points, 6, params.design(config), seed=1)
+    other_masks = MaskSet.draw(dataset.n_points, 6, design(config), seed=1)
     with pytest.raises(ArtifactError, match="subset 0 .*mask_sha256"):
         gather(config, dataset, other_masks.head(3), tmp_path / "a")
     with pytest.raises(ArtifactError, match="subset_000003.npz: file not found"):
@@ -53,7 +55,7 @@ def test_diverged_submodels_are_retried_then_excluded(setup, tmp_path, caplog):
 
 def test_mask_artifact_of_another_dataset_is_refused(setup, tmp_path):
     config, dataset, _ = setup
-    wrong = MaskSet.draw(dataset.n_points + 1, 2, params.design(config), seed=0)
+    wrong = MaskSet.draw(dataset.n_points + 1, 2, design(config), seed=0)
     with pytest.raises(ValueError, match="masks cover 1438 points but the dataset has 1437"):
         train_subsets(dataset, wrong, range(0, 1), config, tmp_path)
 

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from ame import params, vectorized
 from ame.data.digits import digits_backdoor
-from ame.training.fit import fit_submodel
+from ame.pipeline import params
+from ame.pipeline.plan import design
 from ame.sampling import MaskSet
+from ame.training import vectorized
+from ame.training.fit import fit_submodel
 from ame.training.jobs import submodel_path, train_subsets
 from ame.training.vectorized import fit_submodels
 
@@ -23,7 +25,7 @@ def config():
 @pytest.fixture(scope="module")
 def problem(config):
     dataset = digits_backdoor(n_poisons=10)
-    masks = MaskSet.draw(dataset.n_points, 8, params.design(config), seed=0)
+    masks = MaskSet.draw(dataset.n_points, 8, design(config), seed=0)
     rows = [torch.as_tensor(np.flatnonzero(masks.point_mask(i))) for i in range(masks.n_subsets)]
     rows[3] = rows[3][:5]  # a tiny subset among large ones: another size group
     return dataset, masks, rows

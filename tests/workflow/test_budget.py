@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from conftest import file_state, jobs_run, make_workspace, run, snakemake, write_params
 
-from ame.sampling import MaskSet
 from ame.artifacts import load_npz
+from ame.sampling import MaskSet
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,13 @@ from test_estimate import LEAST_SQUARES, nonlinear, sandwich_stderr
 
 from ame.data import Dataset, synthetic_sources
 from ame.estimation.estimator import AMEEstimator
-from ame.hierarchy import restriction, selected_sources, smallest_budget_reaching
-from ame.params import load, run_key
 from ame.estimation.results import Estimates
-from ame.sampling import Design, MaskSet
 from ame.estimation.semivalues import estimand_weights, exact_semivalue
+from ame.pipeline.params import load
+from ame.pipeline.provenance import run_key
+from ame.report.report import smallest_budget_reaching
+from ame.sampling import Design, MaskSet
+from ame.sampling.hierarchy import restriction, selected_sources
 
 N_POINTS, N_SOURCES = 24, 8
 SOURCE = np.repeat(np.arange(N_SOURCES), 3)[np.random.default_rng(0).permutation(N_POINTS)]

@@ -1,21 +1,4 @@
-rule gather:
-    input:
-        dataset=DATASET,
-        masks=out(LEVEL, "masks.npz"),
-        submodels=submodel_files,
-    output:
-        behaviours=out(LEVEL, "behaviours.npz"),
-    params:
-        config=PARAMS,
-        behaviour=config["behaviour"],
-        submodel_dir=submodel_dir,
-    log:
-        log_path("gather.log"),
-    shell:
-        "{AME} gather --params {params.config} --dataset {input.dataset} --masks {input.masks} "
-        "--submodels {params.submodel_dir} --out {output.behaviours} > {log} 2>&1"
-
-
+# The AME estimate, its selections, and the same estimate refitted on budget prefixes.
 rule estimate:
     input:
         behaviours=out(LEVEL, "behaviours.npz"),
@@ -23,12 +6,20 @@ rule estimate:
     output:
         estimates=out(LEVEL, "estimates.npz"),
         scores=out(LEVEL, "scores.csv"),
+        prefixes=out(LEVEL, "prefix_estimates.npz"),
     params:
+        ame=AME,
         config=PARAMS,
         estimation=config["estimation"],
     log:
         log_path("estimate.log"),
     threads: workflow.cores
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    conda:
+        ENV
     shell:
-        "{AME} estimate --params {params.config} --behaviours {input.behaviours} "
-        "--masks {input.masks} --out {output.estimates} --scores {output.scores} > {log} 2>&1"
+        "{params.ame} estimate --params {params.config} --behaviours {input.behaviours} "
+        "--masks {input.masks} --out {output.estimates} --scores {output.scores} "
+        "--prefixes {output.prefixes} --threads {threads} > {log} 2>&1"

@@ -2,9 +2,15 @@ rule prepare:
     output:
         dataset=DATASET,
     params:
+        ame=AME,
         config=PARAMS,
         dataset=config["dataset"],
     log:
         "logs/prepare.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
     shell:
-        "{AME} prepare --params {params.config} --out {output.dataset} > {log} 2>&1"
+        "{params.ame} prepare --params {params.config} --out {output.dataset} > {log} 2>&1"

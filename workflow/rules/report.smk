@@ -1,27 +1,3 @@
-rule evaluate:
-    input:
-        dataset=DATASET,
-        masks=out(LEVEL, "masks.npz"),
-        behaviours=out(LEVEL, "behaviours.npz"),
-        estimates=out(LEVEL, "estimates.npz"),
-    output:
-        metrics=out(LEVEL, "metrics.json"),
-        curve=out(LEVEL, "budget_curve.csv"),
-        per_query=out(LEVEL, "metrics_per_query.csv"),
-    params:
-        config=PARAMS,
-        estimation=config["estimation"],
-        evaluation=config["evaluation"],
-    log:
-        log_path("evaluate.log"),
-    threads: workflow.cores
-    shell:
-        "{AME} evaluate --params {params.config} --dataset {input.dataset} --masks {input.masks} "
-        "--behaviours {input.behaviours} --estimates {input.estimates} "
-        "--metrics {output.metrics} --curve {output.curve} --per-query {output.per_query} "
-        "> {log} 2>&1"
-
-
 # One report for the study; in a hierarchy it also reads the other levels' results.
 OTHER_LEVELS = [level for level in LEVELS if level != "points"]
 
@@ -42,14 +18,20 @@ rule report:
         report="results/report.md",
         plots=directory("results/plots"),
     params:
+        ame=AME,
         config=PARAMS,
         levels=" ".join(
             f"--level-name {level} --level-dir results/{level}" for level in OTHER_LEVELS
         ),
     log:
         "logs/report.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
     shell:
-        "{AME} report --params {params.config} --dataset {input.dataset} "
+        "{params.ame} report --params {params.config} --dataset {input.dataset} "
         "--estimates {input.estimates} --metrics {input.metrics} --curve {input.curve} "
         "--per-query {input.per_query} --out {output.report} --plots-dir {output.plots} "
         "{params.levels} > {log} 2>&1"

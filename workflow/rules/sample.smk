@@ -1,6 +1,6 @@
-# Masks of every subset to train (the budget rounded up to whole training jobs), in one artifact.
-# A checkpoint: the training jobs are read from it (in a hierarchy the point level's budget
-# depends on the sources selected upstream).
+# Masks of every subset to train (the run plan's budget rounded up to whole training jobs), in
+# one artifact. A checkpoint: the training jobs are read from it (in a hierarchy the point
+# level's budget depends on the sources selected upstream).
 checkpoint sample:
     input:
         dataset=DATASET,
@@ -8,14 +8,20 @@ checkpoint sample:
     output:
         masks=out(LEVEL, "masks.npz"),
     params:
+        ame=AME,
         config=PARAMS,
         sampling=config["sampling"],
         hierarchy=config["hierarchy"] if HIERARCHICAL else None,
-        per_job=PER_JOB,
+        per_job=STORE.per_job,
         level=level_of,
         selection=lambda wildcards, input: " ".join(f"--selection {p}" for p in input.selection),
     log:
         log_path("sample.log"),
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        ENV
     shell:
-        "{AME} sample --params {params.config} --dataset {input.dataset} --out {output.masks} "
-        "--level {params.level} {params.selection} > {log} 2>&1"
+        "{params.ame} sample --params {params.config} --dataset {input.dataset} "
+        "--out {output.masks} --level {params.level} {params.selection} > {log} 2>&1"

@@ -1,28 +1,35 @@
-# One job trains `training.subsets_per_job` consecutive subsets; each subset keeps its own file.
-# Inputs are ancient(): a budget change rewrites the mask artifact (new rows appended, old rows
-# bit-identical) and must not retrain finished subsets. What a submodel depends on is in the
-# directory name ({run}: KEY and the units map) and in the fingerprint inside each file, which
-# `ame gather` checks.
+# One job trains `training.subsets_per_job` consecutive subsets (a pack); each subset keeps its
+# own file in the submodel store. Inputs are ancient(): a budget change rewrites the mask
+# artifact (new rows appended, old rows bit-identical) and must not retrain finished subsets.
+# What a submodel depends on is in the directory name ({run}: the run key and the units map)
+# and in the fingerprint inside each file, which `ame gather` checks.
 rule train:
     input:
         dataset=ancient(DATASET),
         masks=ancient(out(LEVEL, "masks.npz")),
     output:
-        pack_pattern(),
+        STORE.pack_pattern(out(LEVEL, "submodels/{run}")),
     params:
+        ame=AME,
         config=PARAMS,
-        first=lambda wildcards: int(wildcards.pack) * PER_JOB,
-        n_subsets=PER_JOB,
+        first=lambda wildcards: int(wildcards.pack) * STORE.per_job,
+        n_subsets=STORE.per_job,
         out_dir=lambda wildcards: out(level_of(wildcards), f"submodels/{wildcards.run}"),
     log:
         log_path("train/{run}/pack_{pack}.log"),
     benchmark:
         log_path("train/{run}/pack_{pack}.benchmark.tsv")
     threads: 1
+    resources:
+        gpu=TRAIN_GPUS,
+        mem_mb=8000,
+        runtime=60,
     group:
         "train"
+    conda:
+        ENV
     shell:
-        "{AME} --verbose train --params {params.config} --dataset {input.dataset} "
+        "{params.ame} --verbose train --params {params.config} --dataset {input.dataset} "
         "--masks {input.masks} --out-dir {params.out_dir} --first {params.first} "
         "--count {params.n_subsets} --threads {threads} > {log} 2>&1"
 

@@ -11,6 +11,7 @@ from importlib import import_module
 
 from ame.data.dataset import Dataset
 from ame.data.sources import synthetic_sources
+from ame.errors import UserError
 
 __all__ = ["SCENARIOS", "Dataset", "build", "describe"]
 
@@ -21,7 +22,7 @@ SCENARIOS = {"digits": "ame.data.digits", "npz": "ame.data.npz", "cifar10": "ame
 def _scenario(config: dict):
     name = config["dataset"]["name"]
     if name not in SCENARIOS:
-        raise ValueError(f"dataset.name: unknown scenario {name!r}; choose one of {list(SCENARIOS)}")
+        raise UserError(f"dataset.name: unknown scenario {name!r}; choose one of {list(SCENARIOS)}")
     return import_module(SCENARIOS[name])
 
 

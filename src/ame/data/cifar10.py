@@ -31,6 +31,7 @@ import numpy as np
 
 from ame.artifacts import ArtifactError
 from ame.data.dataset import Dataset
+from ame.errors import UserError
 
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
@@ -51,7 +52,7 @@ class _BatchUnpickler(pickle.Unpickler):
     The batches are pickles by format. Unpickling runs any callable a file names, so this
     unpickler resolves only the three names a numpy array needs and refuses every other global:
     a crafted file cannot run code. It is used for the user's raw CIFAR-10 directory alone; our
-    own artifacts are ``.npz`` files read without pickle (``ame.store``).
+    own artifacts are ``.npz`` files read without pickle (``ame.artifacts``).
     """
 
     ALLOWED = {
@@ -150,7 +151,7 @@ def apply_trigger(images: np.ndarray, size: int, value: float) -> np.ndarray:
 
 def _check_poisons(n_poisons: int) -> None:
     if not 1 <= n_poisons <= POISON_POOL:
-        raise ValueError(
+        raise UserError(
             f"dataset.n_poisons: cifar10 poisons come from the first {POISON_POOL} "
             f"shuffled training images (1 to {POISON_POOL}), got {n_poisons}"
         )
@@ -170,12 +171,12 @@ def backdoor(
     """The backdoor scenario from CIFAR-10 arrays (see the module docstring)."""
     _check_poisons(n_poisons)
     if not 0 < trigger_value <= 1:
-        raise ValueError(
+        raise UserError(
             f"dataset.trigger_value: the red intensity of the cifar10 trigger must lie "
             f"in (0, 1], got {trigger_value}"
         )
     if len(y_train) < POISON_POOL:
-        raise ValueError(
+        raise UserError(
             f"dataset: {len(y_train)} training images, fewer than the poison pool of {POISON_POOL}"
         )
     train_order, test_order = shuffled_orders(len(y_train), len(y_test), seed)
@@ -188,7 +189,7 @@ def backdoor(
     first_half = test_order[: len(test_order) // 2]
     candidates = first_half[y_test[first_half] != target_class]
     if len(candidates) < N_QUERIES:
-        raise ValueError(
+        raise UserError(
             f"dataset: only {len(candidates)} test images outside class "
             f"{target_class} in the first half of the shuffled test set; "
             f"{N_QUERIES} queries are needed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ame.data.dataset import Dataset
+from ame.errors import UserError
 
 
 def describe(d: dict) -> dict:
@@ -71,7 +72,7 @@ def digits_backdoor(
     rng = np.random.default_rng(seed)
     candidates = np.flatnonzero(y_train != target_class)
     if n_poisons > len(candidates):
-        raise ValueError(
+        raise UserError(
             f"dataset.n_poisons: {n_poisons} exceeds the {len(candidates)} "
             "training images outside the target class"
         )

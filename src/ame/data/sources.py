@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ame.errors import UserError
+
 
 def synthetic_sources(
     n_points: int, poisons: np.ndarray, n_sources: int, n_poisoned_sources: int, seed: int
@@ -14,12 +16,12 @@ def synthetic_sources(
     then filled up with clean points like the others: poisoned contributors hold clean points too.
     """
     if not 1 <= n_poisoned_sources <= min(n_sources, len(poisons)):
-        raise ValueError(
+        raise UserError(
             f"dataset.n_poisoned_sources: {n_poisoned_sources} must lie in "
             f"[1, min(n_sources, n_poisons)] = [1, {min(n_sources, len(poisons))}]"
         )
     if n_sources > n_points // 2:
-        raise ValueError(
+        raise UserError(
             f"dataset.n_sources: {n_sources} sources need at least 2 points each "
             f"({n_points} training points)"
         )
@@ -28,7 +30,7 @@ def synthetic_sources(
     sizes[: n_points % n_sources] += 1
     poisoned = rng.choice(n_sources, size=n_poisoned_sources, replace=False)
     if len(poisons) > sizes[poisoned].sum():
-        raise ValueError(
+        raise UserError(
             f"dataset.n_poisoned_sources: {n_poisoned_sources} sources of about "
             f"{n_points // n_sources} points cannot hold {len(poisons)} poisons"
         )

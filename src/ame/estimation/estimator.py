@@ -34,9 +34,15 @@ import warnings
 import numpy as np
 import torch
 
-from ame.sampling import Design, STREAMS, subset_rng, unpack_masks
 from ame.estimation.semivalues import estimand_name
-from ame.estimation.solver import column_scale, kfold_weights, lambda_max, lasso_path, sparse_to_dense
+from ame.estimation.solver import (
+    column_scale,
+    kfold_weights,
+    lambda_max,
+    lasso_path,
+    sparse_to_dense,
+)
+from ame.sampling import STREAMS, Design, subset_rng, unpack_masks
 
 MAX_DISCRETE_P = 50
 FEATURIZATIONS = ("auto", "inverse", "centered")
@@ -111,7 +117,10 @@ def featurize(
             blocks.append(
                 np.stack(
                     [
-                        subset_rng(knockoff_seed, subset_index[i], stream=STREAMS["knockoffs"]).random(n_points) < p[i]
+                        subset_rng(
+                            knockoff_seed, subset_index[i], stream=STREAMS["knockoffs"]
+                        ).random(n_points)
+                        < p[i]
                         for i in rows
                     ]
                 )

@@ -1,4 +1,5 @@
-"""The estimate artifact: AMEs, standard errors and selections, as arrays and as a CSV table."""
+"""The estimate artifacts: AMEs, standard errors and selections, as arrays and as a CSV table,
+and the same estimates refitted on prefixes of the budget (the budget curve's raw material)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ame.artifacts import atomic_path, atomic_savez, load_npz
 from ame.estimation.estimator import AMEEstimator
 from ame.sampling import MaskSet
-from ame.artifacts import atomic_path, atomic_savez, load_npz
 
 
 def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
@@ -27,8 +28,23 @@ def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
         knockoff_plus=e["knockoff_plus"],
         n_bootstrap=e["n_bootstrap"],
         random_state=e["random_state"],
+        max_active=e["max_active"],
+        patience=e["patience"],
+        tol=e["tol"],
+        device=resolve_device(e["device"]),
     )
     return AMEEstimator(**{**settings, **overrides})
+
+
+def resolve_device(name: str) -> str:
+    """``auto``: CUDA when a device is visible, else CPU; ``cuda`` without one is an error."""
+    import torch
+
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("estimation.device: cuda requested but no CUDA device is visible")
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
 
 
 def selection(estimator: AMEEstimator, config: dict) -> np.ndarray:
@@ -56,20 +72,22 @@ class Estimates:
     semivalue: str
     ids: np.ndarray
     unit: str = "point"
+    points: list[int] | None = None  # query point of each query, -1 for the aggregate
 
     @classmethod
     def from_estimator(
-        cls, estimator: AMEEstimator, config: dict, names: list[str], masks: MaskSet
+        cls, estimator: AMEEstimator, config: dict, behaviours, masks: MaskSet
     ) -> Estimates:
         return cls(
             np.asarray(estimator.ame_),
             estimator.stderr_,
             selection(estimator, config),
             np.asarray(estimator.lambda_),
-            names,
+            behaviours.names,
             estimator.semivalue_,
             masks.unit_ids,
             masks.unit,
+            behaviours.points,
         )
 
     def expanded(self, n_ids: int) -> Estimates:
@@ -90,6 +108,7 @@ class Estimates:
             self.semivalue,
             np.arange(n_ids),
             self.unit,
+            self.points,
         )
 
     def table(self) -> pd.DataFrame:
@@ -113,7 +132,14 @@ class Estimates:
             "lambdas": self.lambdas,
             "ids": self.ids,
             "meta": np.array(
-                json.dumps({"names": self.names, "semivalue": self.semivalue, "unit": self.unit})
+                json.dumps(
+                    {
+                        "names": self.names,
+                        "semivalue": self.semivalue,
+                        "unit": self.unit,
+                        "points": self.points,
+                    }
+                )
             ),
         }
         if self.stderr is not None:
@@ -134,5 +160,92 @@ class Estimates:
             meta["names"],
             meta["semivalue"],
             a["ids"],
+            meta["unit"],
+            meta.get("points"),
+        )
+
+
+def prefix_sizes(fractions, budget: int) -> list[int]:
+    """Budget prefixes (at least 2 subsets each) of ``estimation.budget_fractions``."""
+    return sorted({max(2, round(f * budget)) for f in fractions if round(f * budget) < budget})
+
+
+@dataclass
+class PrefixEstimates:
+    """Estimates refitted on the first ``n_submodels[j]`` subsets of the same experiment: one
+    sample gives the whole precision/recall (or LDS) curve against the budget. The full budget
+    is the main estimate itself and is not repeated here."""
+
+    n_submodels: np.ndarray  # int64 (n_prefixes,): the prefix budgets
+    n_rows: np.ndarray  # int64 (n_prefixes,): rows used (prefix less excluded submodels)
+    ame: np.ndarray  # float32 (n_prefixes, n_queries, n_units)
+    selected: np.ndarray  # bool (n_prefixes, n_queries, n_units)
+    ids: np.ndarray
+    names: list[str]
+    unit: str
+
+    @classmethod
+    def fit(cls, config: dict, masks: MaskSet, behaviours) -> PrefixEstimates:
+        """Refit at every prefix; standard errors play no part in a curve: no bootstrap."""
+        sizes = prefix_sizes(config["estimation"]["budget_fractions"], masks.budget)
+        ame, selected, rows = [], [], []
+        for budget in sizes:
+            keep = behaviours.subsets < budget
+            estimator = estimator_from_params(config, n_bootstrap=0).fit(
+                masks.masks[behaviours.subsets[keep]],
+                behaviours.p[keep],
+                behaviours.Y[keep],
+                design=masks.design,
+                subset_index=behaviours.subsets[keep],
+            )
+            ame.append(estimator.ame_.astype(np.float32))
+            selected.append(selection(estimator, config))
+            rows.append(int(keep.sum()))
+        shape = (0, len(behaviours.names), masks.n_units)
+        return cls(
+            np.asarray(sizes, dtype=np.int64),
+            np.asarray(rows, dtype=np.int64),
+            np.stack(ame) if ame else np.zeros(shape, np.float32),
+            np.stack(selected) if selected else np.zeros(shape, bool),
+            masks.unit_ids,
+            behaviours.names,
+            masks.unit,
+        )
+
+    def at(self, j: int, semivalue: str) -> Estimates:
+        """Prefix ``j`` as an :class:`Estimates` (without standard errors)."""
+        return Estimates(
+            self.ame[j].astype(float),
+            None,
+            self.selected[j],
+            np.zeros(len(self.names)),
+            self.names,
+            semivalue,
+            self.ids,
+            self.unit,
+        )
+
+    def save(self, path: str | Path) -> None:
+        atomic_savez(
+            path,
+            n_submodels=self.n_submodels,
+            n_rows=self.n_rows,
+            ame=self.ame,
+            selected=self.selected,
+            ids=self.ids,
+            meta=np.array(json.dumps({"names": self.names, "unit": self.unit})),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> PrefixEstimates:
+        a = load_npz(path, required=("n_submodels", "n_rows", "ame", "selected", "ids", "meta"))
+        meta = json.loads(str(a["meta"]))
+        return cls(
+            a["n_submodels"],
+            a["n_rows"],
+            a["ame"],
+            a["selected"],
+            a["ids"],
+            meta["names"],
             meta["unit"],
         )

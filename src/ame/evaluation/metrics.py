@@ -1,7 +1,8 @@
 """Evaluation against ground truth (known poisons): precision, recall and top-k precision.
 
-Ground truth enters here and only here, after estimation. The budget curve refits the estimator
-on prefixes of the same sample (m/8, m/4, m/2, m): one experiment gives the whole curve.
+Ground truth enters here and only here, after estimation. The budget curve scores the estimates
+that the estimate step refitted on prefixes of the same sample (m/8, m/4, m/2, m): one experiment
+gives the whole curve. Nothing here fits anything.
 Source-level experiments are scored against the sources holding a true point; a point-level
 experiment restricted to some sources is scored against every true point (a poison in a source
 that was not selected counts as missed).
@@ -12,12 +13,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ame import provenance
-from ame.behaviours import Behaviours
-from ame.data import Dataset
-from ame.results import Estimates, estimator_from_params
-from ame.sampling import MaskSet
 from ame.artifacts import atomic_path, atomic_write_json
+from ame.behaviour.gather import Behaviours
+from ame.data import Dataset
+from ame.estimation.results import Estimates, PrefixEstimates
+from ame.pipeline import provenance
+from ame.sampling import MaskSet
+
+CURVE_COLUMNS = ["n_submodels", "precision", "recall", "topk_precision", "n_selected"]
 
 
 def selection_scores(selected: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,36 +66,22 @@ def truth_and_size(dataset: Dataset, unit: str) -> tuple[np.ndarray | None, int]
 
 
 def budget_curve(
-    config: dict,
-    masks: MaskSet,
-    behaviours: Behaviours,
     estimates: Estimates,
+    prefixes: PrefixEstimates,
+    n_submodels: int,
     truth: np.ndarray,
     n_ids: int,
+    direction: str,
 ) -> pd.DataFrame:
-    """Metrics averaged over queries at each budget prefix (the full budget reuses the estimate)."""
-    direction = config["estimation"]["direction"]
-    n_subsets = masks.budget
+    """Metrics averaged over queries at each budget prefix, then at the full budget."""
+    stages = [
+        (int(n), prefixes.at(j, estimates.semivalue)) for j, n in enumerate(prefixes.n_submodels)
+    ]
     rows = []
-    for fraction in sorted(config["evaluation"]["budget_fractions"]):
-        budget = max(2, round(fraction * n_subsets))
-        if budget >= n_subsets:
-            prefix_estimates = estimates.expanded(n_ids)
-        else:
-            keep = behaviours.subsets < budget
-            # standard errors play no part in the curve: skip the bootstrap refits
-            estimator = estimator_from_params(config, n_bootstrap=0).fit(
-                masks.masks[behaviours.subsets[keep]],
-                behaviours.p[keep],
-                behaviours.Y[keep],
-                design=masks.design,
-            )
-            prefix_estimates = Estimates.from_estimator(
-                estimator, config, behaviours.names, masks
-            ).expanded(n_ids)
-        means = query_metrics(prefix_estimates, truth, direction).mean(numeric_only=True)
-        rows.append({"fraction": fraction, "n_submodels": budget, **means.to_dict()})
-    return pd.DataFrame(rows)
+    for budget, prefix in [*stages, (n_submodels, estimates)]:
+        means = query_metrics(prefix.expanded(n_ids), truth, direction).mean(numeric_only=True)
+        rows.append({"n_submodels": budget, **means.to_dict()})
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
 def evaluate(
@@ -101,6 +90,7 @@ def evaluate(
     masks: MaskSet,
     behaviours: Behaviours,
     estimates: Estimates,
+    prefixes: PrefixEstimates,
     metrics_path,
     curve_path,
     per_query_path,
@@ -117,6 +107,7 @@ def evaluate(
         "n_units_studied": len(estimates.ids),
         "n_queries": len(estimates.names),
         "fdr_target": config["estimation"]["fdr"],
+        "knockoffs": config["estimation"]["knockoffs"],
         "knockoff_plus": config["estimation"]["knockoff_plus"],
         "lambda_rule": config["estimation"]["lambda_rule"],
         "semivalue": estimates.semivalue,
@@ -130,7 +121,7 @@ def evaluate(
     }
     if truth is not None and len(truth):
         per_query = query_metrics(estimates.expanded(n_ids), truth, direction)
-        curve = budget_curve(config, masks, behaviours, estimates, truth, n_ids)
+        curve = budget_curve(estimates, prefixes, masks.budget, truth, n_ids, direction)
         metrics.update(
             {
                 key: round(float(per_query[key].mean()), 6)
@@ -142,16 +133,7 @@ def evaluate(
         per_query = pd.DataFrame(
             {"query": estimates.names, "n_selected": estimates.selected.sum(axis=1)}
         )
-        curve = pd.DataFrame(
-            columns=[
-                "fraction",
-                "n_submodels",
-                "precision",
-                "recall",
-                "topk_precision",
-                "n_selected",
-            ]
-        )
+        curve = pd.DataFrame(columns=CURVE_COLUMNS)
     for frame, path in ((per_query, per_query_path), (curve, curve_path)):
         with atomic_path(path, suffix=".csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")

@@ -1,56 +1,35 @@
-"""The run configuration (``params.yaml``): loading, schema validation and derived quantities.
+"""The run configuration (``params.yaml``): loading, overlays and schema validation.
 
 One schema (``params.schema.yaml`` in this package, linked from ``workflow/schemas/``) serves the
-Snakemake workflow, the DVC stages and the command line alike.
+Snakemake workflow, the DVC stages and the command line alike. A study's params file may hold
+only what differs from a base: ``extends: ../../params.yaml`` names the base, and the study's
+sections are merged into it key by key before the whole is validated.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from ame.recipe import training_problem
-from ame.sampling import Design, budget_from_sparsity
+from ame.errors import UserError
+from ame.pipeline.plan import design
+from ame.pipeline.submodels import check_pack_size
+from ame.training.recipe import training_problem
 
-#: Settings that change a submodel's training data or recipe. Budget, packing and device do not:
-#: changing them must never invalidate submodels that are already trained.
-SUBMODEL_SETTINGS = {
-    "dataset": None,
-    "sampling": ("design", "p_values", "p", "eps", "beta_a", "beta_b", "seed"),
-    "training": (
-        "model",
-        "hidden",
-        "steps",
-        "batch_size",
-        "optimizer",
-        "lr",
-        "weight_decay",
-        "seed_policy",
-        "seed",
-        "save_weights",
-        "momentum",
-        "nesterov",
-        "lr_schedule",
-        "label_smoothing",
-        "augment",
-        "precision",
-    ),
-}
-INDEX_DIGITS = 6  # subset files are named subset_000123: up to a million subsets
+EXTENDS = "extends"
 
 
-class ParamsError(ValueError):
+class ParamsError(UserError):
     """A parameter is missing, unknown or out of range; the message names the key."""
 
 
 def schema() -> dict:
-    return yaml.safe_load(resources.files("ame").joinpath("params.schema.yaml").read_text())
+    return yaml.safe_load(
+        resources.files("ame.pipeline").joinpath("params.schema.yaml").read_text()
+    )
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -85,6 +64,10 @@ def validate(config: dict) -> dict:
         design(config)
     except ValueError as err:
         raise ParamsError(f"sampling.{err}") from err
+    try:
+        check_pack_size(config["training"]["subsets_per_job"])
+    except ValueError as err:
+        raise ParamsError(str(err)) from err
     if name == "npz" and config["dataset"]["n_sources"] is not None:
         raise ParamsError(
             "dataset.n_sources: npz files carry their own per-point `source` array; set it to null"
@@ -102,7 +85,8 @@ def validate(config: dict) -> dict:
     return config
 
 
-def load(path: str | Path = "params.yaml") -> dict:
+def read(path: str | Path) -> dict:
+    """The params file as written, with its base merged in when it ``extends`` one."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
@@ -110,66 +94,25 @@ def load(path: str | Path = "params.yaml") -> dict:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
-    return validate(config)
+    if not isinstance(config, dict) or EXTENDS not in config:
+        return config
+    base_path = path.parent / str(config.pop(EXTENDS))
+    if base_path.resolve() == path.resolve():
+        raise ParamsError(f"{path}: {EXTENDS} names the file itself")
+    return merge(read(base_path), config)
 
 
-def design(config: dict) -> Design:
-    s = config["sampling"]
-    return Design(
-        name=s["design"],
-        p_values=tuple(s["p_values"]),
-        p=s["p"],
-        eps=s["eps"],
-        beta_a=s["beta_a"],
-        beta_b=s["beta_b"],
-    )
+def merge(base: dict, overlay: dict) -> dict:
+    """``base`` with the sections of ``overlay`` merged in key by key (one level deep)."""
+    merged = {section: dict(values) for section, values in base.items()}
+    for section, values in overlay.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(values)
+        else:
+            merged[section] = values
+    return merged
 
 
-def n_subsets(config: dict, n_points: int) -> int:
-    """The budget m: ``sampling.n_subsets``, or the paper's rule from ``c`` and ``k``."""
-    s = config["sampling"]
-    if s["n_subsets"] is not None:
-        return int(s["n_subsets"])
-    return budget_from_sparsity(n_points, s["c"], s["k"])
-
-
-def source_budget(config: dict, n_sources: int) -> int:
-    """Budget of the source level: ``hierarchy.source_subsets``, or c * k_sources * log2 S."""
-    h = config["hierarchy"]
-    if h["source_subsets"] is not None:
-        return int(h["source_subsets"])
-    return budget_from_sparsity(n_sources, config["sampling"]["c"], h["k_sources"])
-
-
-def flat_budget(config: dict, n_points: int) -> int:
-    """Budget of the flat comparison run: ``hierarchy.flat_subsets``, or the flat rule."""
-    h = config["hierarchy"]
-    return int(h["flat_subsets"]) if h["flat_subsets"] is not None else n_subsets(config, n_points)
-
-
-def whole_jobs(config: dict, budget: int) -> int:
-    """Subsets actually trained: a budget rounded up to whole jobs of ``subsets_per_job``."""
-    per_job = config["training"]["subsets_per_job"]
-    return math.ceil(budget / per_job) * per_job
-
-
-def submodel_settings(config: dict) -> dict:
-    """The part of the configuration that determines every submodel's training."""
-    picked = {}
-    for section, keys in SUBMODEL_SETTINGS.items():
-        values = config[section]
-        picked[section] = dict(values) if keys is None else {k: values[k] for k in keys}
-    return picked
-
-
-def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
-def run_key(config: dict) -> str:
-    """Short key naming the submodel directory: a settings change means new, missing files.
-
-    Snakemake only notices a params change through its metadata, which a collaborator who ran
-    ``dvc pull`` does not have; a key in the path makes the change visible as missing outputs.
-    """
-    return digest(submodel_settings(config))[:12]
+def load(path: str | Path = "params.yaml") -> dict:
+    """The validated configuration of a params file (overlays merged)."""
+    return validate(read(path))

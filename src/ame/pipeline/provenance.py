@@ -1,4 +1,10 @@
-"""Fingerprints: what produced each submodel output, checked before anything is aggregated."""
+"""Fingerprints: what produced each submodel, checked before anything is aggregated.
+
+Which settings change a submodel is decided by exclusion: every key of the ``dataset``,
+``sampling`` and ``training`` sections counts, except the few listed in ``NOT_SUBMODEL``. A new
+key is therefore part of the run key unless someone argues it out, never silently ignored
+(``tests/pipeline/test_provenance.py`` checks that every excluded key exists).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,45 @@ import hashlib
 import json
 from importlib.metadata import version
 
-import numpy as np
-
-from ame.params import digest, submodel_settings
 from ame.sampling import MaskSet
+
+SUBMODEL_SECTIONS = ("dataset", "sampling", "training")
+#: Settings that never change what a submodel is: the budget, how subsets are packed into jobs,
+#: and where and how fast it trains (README, "Determinism": GPU reruns may differ in the last
+#: bits whatever these say; vectorized training gives the same models up to rounding).
+NOT_SUBMODEL = {
+    "sampling": ("n_subsets", "c", "k"),
+    "training": ("device", "deterministic", "vectorize", "subsets_per_job"),
+}
 
 
 def package_version() -> str:
     return version("ame")
+
+
+def digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def submodel_settings(config: dict) -> dict:
+    """The part of the configuration that determines every submodel's training."""
+    return {
+        section: {
+            key: value
+            for key, value in config[section].items()
+            if key not in NOT_SUBMODEL.get(section, ())
+        }
+        for section in SUBMODEL_SECTIONS
+    }
+
+
+def run_key(config: dict) -> str:
+    """Short key naming the submodel directory: a settings change means new, missing files.
+
+    Snakemake only notices a params change through its metadata, which a collaborator who ran
+    ``dvc pull`` does not have; a key in the path makes the change visible as missing outputs.
+    """
+    return digest(submodel_settings(config))[:12]
 
 
 def subset_seed(config: dict, index: int) -> int:
@@ -38,16 +75,15 @@ def submodel_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, index: i
     return fingerprint
 
 
-def encode(fingerprint: dict) -> np.ndarray:
-    return np.array(json.dumps({**fingerprint, "ame_version": package_version()}, sort_keys=True))
-
-
-def mismatch(recorded: dict, expected: dict) -> str | None:
-    """Name the first field where a stored fingerprint disagrees with the current run."""
-    for key, value in expected.items():
-        if recorded.get(key) != value:
-            return f"{key} is {recorded.get(key)!r}, expected {value!r}"
-    return None
+def submodel_record(fingerprint: dict, status: str, attempts: int, trained_seed: int) -> dict:
+    """What a submodel file records: its fingerprint, how training went, and the package version."""
+    return {
+        **fingerprint,
+        "status": status,
+        "attempts": attempts,
+        "trained_seed": trained_seed,
+        "ame_version": package_version(),
+    }
 
 
 def run_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, n_subsets: int) -> str:

@@ -13,9 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ame.data import Dataset  # noqa: E402
-from ame.results import Estimates  # noqa: E402
 from ame.artifacts import atomic_path, atomic_write_text  # noqa: E402
+from ame.data import Dataset  # noqa: E402
+from ame.estimation.results import Estimates  # noqa: E402
+from ame.sampling.hierarchy import selected_sources  # noqa: E402
 
 N_TOP_IMAGES = 8
 N_QUERIES_SHOWN = 4
@@ -28,10 +29,24 @@ def _save(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_budget_curve(curve: pd.DataFrame, fdr: float, path: Path) -> None:
+def selection_rule(estimation: dict) -> str:
+    """How points were selected, in words that follow the settings."""
+    if not estimation["knockoffs"]:
+        return "the LASSO support (no knockoffs: no FDR control)"
+    name = "Knockoff+" if estimation["knockoff_plus"] else "Knockoff"
+    return f"{name} at target FDR {estimation['fdr']}"
+
+
+def smallest_budget_reaching(curve: pd.DataFrame, recall: float) -> int | None:
+    """Fewest submodels at which a budget curve's mean recall reaches ``recall`` (None: never)."""
+    reached = curve[curve["recall"] >= recall - 1e-12]
+    return None if reached.empty else int(reached["n_submodels"].min())
+
+
+def plot_budget_curve(curve: pd.DataFrame, rule: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for column, label in (
-        ("precision", f"precision (knockoffs, FDR {fdr})"),
+        ("precision", f"precision ({rule})"),
         ("recall", "recall"),
         ("topk_precision", "top-k precision"),
     ):
@@ -77,7 +92,8 @@ def plot_top_images(
 ) -> None:
     """Each row: a query image, then its top-attributed training images (red frame: true)."""
     shape = dataset.meta.get("input_shape", list(dataset.X_train.shape[1:]))
-    queries = [q for q, name in enumerate(estimates.names) if name != "aggregate"][:N_QUERIES_SHOWN]
+    points = estimates.points or []
+    queries = [q for q, point in enumerate(points) if point >= 0][:N_QUERIES_SHOWN]
     if not queries or len(shape) not in (2, 3):
         return
     fig, axes = plt.subplots(
@@ -105,7 +121,7 @@ def plot_top_images(
     for row, q in enumerate(queries):
         show(
             axes[row, 0],
-            dataset.X_query[int(estimates.names[q].split("_")[1])],
+            dataset.X_query[points[q]],
             estimates.names[q],
             "tab:blue",
         )
@@ -140,13 +156,13 @@ def write_report(
     per_query = pd.read_csv(per_query_path)
     plots_dir = Path(plots_dir)
     truth = dataset.ground_truth
-    fdr = config["estimation"]["fdr"]
+    rule = selection_rule(config["estimation"])
     plots = {
         "ame_distribution.png": lambda p: plot_ame_distribution(estimates, truth, p),
         "top_images.png": lambda p: plot_top_images(dataset, estimates, truth, p),
     }
     if len(curve):
-        plots["budget_curve.png"] = lambda p: plot_budget_curve(curve, fdr, p)
+        plots["budget_curve.png"] = lambda p: plot_budget_curve(curve, rule, p)
     for name, draw in plots.items():
         draw(plots_dir / name)
     rel = (
@@ -170,7 +186,7 @@ def write_report(
             }
         ]
     )
-    lines = [
+    header = [
         "# AME report",
         "",
         f"Dataset: **{dataset.meta.get('name')}** ({dataset.n_points} training points, "
@@ -178,16 +194,27 @@ def write_report(
         f"estimand: {estimates.semivalue}. Behaviour: {config['behaviour']['kind']} of the "
         "query's class. AMEs are in the behaviour's own units.",
         "",
+    ]
+    levels_part = hierarchy_section(dataset, metrics, levels, plots_dir, rel) if levels else []
+    lines = [
         "## Summary (mean over queries)",
         "",
         summary.to_markdown(index=False),
         "",
-        f"Selection: {'Knockoff+' if config['estimation']['knockoff_plus'] else 'Knockoff'} at "
-        f"target FDR {fdr}, direction {config['estimation']['direction']}; "
+        f"Selection: {rule}, direction {config['estimation']['direction']}; "
         f"{metrics['n_excluded']} submodels excluded as diverged. "
         f"Run fingerprint `{metrics['run_fingerprint'][:16]}`.",
         "",
     ]
+    if truth is not None and config["estimation"]["knockoffs"]:
+        lines += [
+            "*Precision here is measured against the planted ground truth, which is not the "
+            "false discovery rate the knockoffs control:* a selected point outside the ground "
+            "truth may still have a real effect on the behaviour (a clean image that resembles "
+            "the trigger, say). The FDR target bounds the share of selected points with **no** "
+            "effect, not the share outside the planted set.",
+            "",
+        ]
     if truth is not None and len(curve):
         lines += [
             "## Precision and recall vs budget",
@@ -218,9 +245,7 @@ def write_report(
             "",
         ]
     lines += top_table(estimates, "## Top points per query")
-    if levels:  # after the title and the dataset paragraph
-        lines = lines[:4] + hierarchy_section(dataset, metrics, levels, plots_dir, rel) + lines[4:]
-    atomic_write_text(out, "\n".join(lines) + "\n")
+    atomic_write_text(out, "\n".join(header + levels_part + lines) + "\n")
 
 
 def curve_table(curve: pd.DataFrame) -> str:
@@ -274,8 +299,6 @@ def hierarchy_section(
     dataset: Dataset, points: dict, levels: dict, plots_dir: Path, rel: Path
 ) -> list[str]:
     """Source and point levels side by side, and the flat run's budget for the same recall."""
-    from ame.hierarchy import selected_sources, smallest_budget_reaching
-
     sources = json.loads((levels["sources"] / "metrics.json").read_text())
     src_estimates = Estimates.load(levels["sources"] / "estimates.npz")
     chosen = selected_sources(src_estimates.selected, src_estimates.ids)

@@ -29,6 +29,7 @@ import os
 import numpy as np
 import torch
 
+from ame.errors import UserError
 from ame.training.models import CONV_MODELS, build_model
 
 CROP_PADDING = 2  # crop_flip: translations of up to 2 pixels, as in the authors' CIFAR-10 code
@@ -101,9 +102,9 @@ def augment(images: torch.Tensor, kind: str, generator: torch.Generator) -> torc
     if kind == "none":
         return images
     if kind != "crop_flip":
-        raise ValueError(f"training.augment: unknown augmentation {kind!r}")
+        raise UserError(f"training.augment: unknown augmentation {kind!r}")
     if images.ndim != 4:
-        raise ValueError(
+        raise UserError(
             f"training.augment: crop_flip needs images of shape (C, H, W), got inputs of shape "
             f"{tuple(images.shape[1:])}"
         )

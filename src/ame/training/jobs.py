@@ -2,58 +2,55 @@
 
 Every submodel gets the same number of optimizer steps whatever its subset size, so small subsets
 converge too, and writes its raw logits on every query point: new behaviours need no retraining.
-How one submodel is trained lives in ``ame.fit``; with ``training.vectorize`` the small models
-of a job are trained together by ``ame.vectorized`` (same models, same files, faster).
+How one submodel is trained lives in ``ame.training.fit``; with ``training.vectorize`` the small
+models of a job are trained together by ``ame.training.vectorized`` (same models, same files,
+faster). Files are the submodel store's business (``ame.pipeline.submodels``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ame import provenance, vectorized
 from ame.data import Dataset
-from ame.fit import configure_backends, fit_submodel, predict
-from ame.params import INDEX_DIGITS
+from ame.errors import UserError
+from ame.pipeline import provenance
+from ame.pipeline.submodels import SubmodelStore
 from ame.sampling import MaskSet
-from ame.artifacts import atomic_path, atomic_savez
+from ame.training import vectorized
+from ame.training.fit import configure_backends, fit_submodel, predict
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2  # a diverged submodel is retrained once with another seed, then excluded
 
 
-def submodel_path(out_dir: str | Path, index: int, suffix: str = ".npz") -> Path:
-    return Path(out_dir) / f"subset_{index:0{INDEX_DIGITS}d}{suffix}"
-
-
 def resolve_device(name: str) -> torch.device:
     """``auto`` takes the first visible CUDA device (respecting CUDA_VISIBLE_DEVICES), else CPU."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device: cuda requested but no CUDA device is visible")
+        raise UserError("training.device: cuda requested but no CUDA device is visible")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
 
 
 def train_subsets(
-    dataset: Dataset, masks: MaskSet, indices: range, config: dict, out_dir: str | Path
+    dataset: Dataset, masks: MaskSet, indices: range, config: dict, store: SubmodelStore
 ) -> dict:
-    """Train the submodels of ``indices`` and write one output file per subset.
+    """Train the submodels of ``indices`` and write one output file per subset to ``store``.
 
     Returns timing figures (seconds) for the overhead benchmark.
     """
     started = time.perf_counter()
     if indices.stop > masks.n_subsets:
-        raise IndexError(
+        raise UserError(
             f"subset {indices.stop - 1} is beyond the {masks.n_subsets} subsets of "
             "the mask artifact"
         )
     if masks.n_points != dataset.n_points:
-        raise ValueError(
+        raise UserError(
             f"masks cover {masks.n_points} points but the dataset has "
             f"{dataset.n_points}: the mask artifact belongs to another dataset"
         )
@@ -72,15 +69,14 @@ def train_subsets(
         results = _train_block(X, y, X_query, dataset, masks, block, config, dataset_fp)
         share = (time.perf_counter() - t0) / len(block)
         for index, (model, logits, status, attempt, seed, fingerprint) in results.items():
+            weights = None
             if settings["save_weights"]:
-                from safetensors.torch import save_file
-
                 weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-                with atomic_path(submodel_path(out_dir, index, ".safetensors")) as tmp:
-                    save_file(weights, str(tmp))
-            record = {**fingerprint, "status": status, "attempts": attempt, "trained_seed": seed}
-            atomic_savez(
-                submodel_path(out_dir, index), logits=logits, fingerprint=provenance.encode(record)
+            store.write(
+                index,
+                logits,
+                provenance.submodel_record(fingerprint, status, attempt, seed),
+                weights,
             )
             log.info(
                 "subset %d: p=%.3f, %d points, %s in %.3fs",

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from ame.errors import UserError
+
 MODELS = ("linear", "mlp", "resnet9")
 CONV_MODELS = ("resnet9",)  # image models: channels-last on GPU, crop-and-flip augmentation
 #: Per-channel statistics of the CIFAR-10 training images on the [0, 1] scale (ResNet-9 input).
@@ -31,12 +33,12 @@ def build_model(
         )
     if name == "resnet9":
         if len(input_shape) != 3 or input_shape[0] != 3 or min(input_shape[1:]) < 16:
-            raise ValueError(
+            raise UserError(
                 f"training.model: resnet9 needs colour images of shape (3, H, W) with H, W >= 16,"
                 f" got inputs of shape {tuple(input_shape)}"
             )
         return ResNet9(n_classes, hidden)
-    raise ValueError(f"training.model: unknown model {name!r}; choose one of {MODELS}")
+    raise UserError(f"training.model: unknown model {name!r}; choose one of {MODELS}")
 
 
 def conv_bn(c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: int = 1):

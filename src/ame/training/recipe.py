@@ -9,7 +9,7 @@ VECTOR_MODELS = ("linear", "mlp")
 
 
 def vectorize_problem(training: dict) -> str | None:
-    """Why ``training`` cannot be trained vectorized (see ``ame.vectorized``), or None.
+    """Why ``training`` cannot be trained vectorized (see ``ame.training.vectorized``), or None.
 
     The rule: vectorized training covers the linear and mlp models, full batch, fp32, without
     augmentation; every other recipe trains one submodel at a time (``vectorize: false``).

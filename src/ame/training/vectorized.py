@@ -1,11 +1,11 @@
 """Vectorized training of small submodels: many linear or mlp models trained at once.
 
-The rule (``ame.recipe.vectorize_problem``): vectorized training covers the ``linear`` and
+The rule (``ame.training.recipe.vectorize_problem``): vectorized training covers the ``linear`` and
 ``mlp`` models trained full batch (``batch_size: null``) in fp32 without augmentation. Params
 validation refuses ``training.vectorize: true`` for anything else, and so does
 :func:`fit_submodels`: there is no silent fallback to the one-at-a-time loop.
 
-How it matches one-at-a-time training (:func:`ame.fit.fit_submodel`):
+How it matches one-at-a-time training (:func:`ame.training.fit.fit_submodel`):
 
 * every model is initialised exactly as ``fit_submodel`` would (the global generator seeded with
   the model's seed, then the module built), and its parameters are stacked along a leading model
@@ -64,7 +64,7 @@ def _fit_group(modules, rows_list, X: torch.Tensor, y: torch.Tensor, settings: d
     if tuple(params) != LAYOUT[settings["model"]]:
         raise RuntimeError(
             f"vectorized {settings['model']}: parameters {tuple(params)} do not match the layout "
-            f"{LAYOUT[settings['model']]} this module implements (ame.models changed?)"
+            f"{LAYOUT[settings['model']]} this module implements (ame.training.models changed?)"
         )
     sizes = torch.tensor([len(r) for r in rows_list], device=X.device)
     n_max = int(sizes.max())

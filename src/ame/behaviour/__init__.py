@@ -1,0 +1,1 @@
+"""The gather step: behaviour kinds and the behaviour matrix of a run."""

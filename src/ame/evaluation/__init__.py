@@ -1,0 +1,1 @@
+"""The evaluate step: metrics against ground truth, when the dataset has one."""
