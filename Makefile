@@ -27,9 +27,11 @@ hierarchical: setup
 lint: setup
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
+	snakemake --lint
+	cd studies/hierarchical && snakemake -s ../../Snakefile --lint
 
 test: lint
 	pytest
 
 clean:
-	rm -rf results data/prepared logs .snakemake studies/*/results studies/*/data studies/*/logs studies/*/.snakemake
+	rm -rf results data/prepared logs .snakemake studies/*/results studies/*/data/prepared studies/*/logs studies/*/.snakemake

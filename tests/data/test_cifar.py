@@ -284,7 +284,7 @@ def test_cifar_scenario_through_the_workflow(batches, tmp_path):
     config["training"].update(hidden=4, steps=2, batch_size=16, subsets_per_job=10, device="cpu")
     config["behaviour"]["n_queries"] = 2
     config["estimation"].update(n_folds=3, n_lambdas=10, n_bootstrap=0)
-    config["evaluation"]["budget_fractions"] = [0.5, 1.0]
+    config["estimation"]["budget_fractions"] = [0.5, 1.0]
     workdir = make_workspace(tmp_path / "ws", config, tiny=False)
     snakemake(workdir)
     prepared = data.Dataset.load(workdir / "data/prepared/dataset.npz")

@@ -1,6 +1,8 @@
 import copy
 
 import pytest
+import yaml
+from conftest import REPO
 
 from ame.pipeline import params
 from ame.pipeline.plan import level_plan
@@ -9,7 +11,7 @@ from ame.pipeline.provenance import run_key
 
 @pytest.fixture
 def config():
-    return params.load("params.yaml")
+    return params.load(REPO / "params.yaml")
 
 
 def test_shipped_params_are_valid(config):
@@ -71,3 +73,29 @@ def test_budget_and_run_key(config):
     reseeded = copy.deepcopy(config)
     reseeded["sampling"]["seed"] = 1
     assert run_key(reseeded) != run_key(config)
+
+
+def test_a_study_overlay_holds_only_what_differs(tmp_path):
+    base = params.read(REPO / "params.yaml")
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "study.yaml").write_text(
+        "extends: base.yaml\nsampling:\n  n_subsets: 77\nhierarchy:\n  k_sources: 3\n"
+    )
+    merged = params.load(tmp_path / "study.yaml")
+    assert merged["sampling"]["n_subsets"] == 77 and merged["hierarchy"]["k_sources"] == 3
+    assert merged["sampling"]["design"] == base["sampling"]["design"]  # the rest from the base
+    assert "extends" not in merged
+    assert params.load(REPO / "studies/hierarchical/params.yaml")["hierarchy"]["enabled"]
+
+
+def test_an_overlay_is_validated_by_the_same_schema(tmp_path):
+    (tmp_path / "base.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "study.yaml").write_text("extends: base.yaml\nsampling:\n  n_subset: 77\n")
+    with pytest.raises(params.ParamsError, match="unknown key sampling.n_subset"):
+        params.load(tmp_path / "study.yaml")
+    (tmp_path / "self.yaml").write_text("extends: self.yaml\n")
+    with pytest.raises(params.ParamsError, match="extends names the file itself"):
+        params.load(tmp_path / "self.yaml")
+    (tmp_path / "lost.yaml").write_text("extends: nowhere.yaml\n")
+    with pytest.raises(params.ParamsError, match="nowhere.yaml: params file not found"):
+        params.load(tmp_path / "lost.yaml")

@@ -9,8 +9,9 @@ from ame.behaviour.kinds import reduce_logits
 from ame.data.digits import digits_backdoor
 from ame.pipeline import params
 from ame.pipeline.plan import design
+from ame.pipeline.submodels import SubmodelStore
 from ame.sampling import MaskSet
-from ame.training.jobs import submodel_path, train_subsets
+from ame.training.jobs import train_subsets
 
 
 @pytest.fixture(scope="module")
@@ -24,40 +25,64 @@ def setup():
 
 def test_training_is_deterministic_and_gather_checks_fingerprints(setup, tmp_path):
     config, dataset, masks = setup
-    train_subsets(dataset, masks, range(0, 3), config, tmp_path / "a")
-    train_subsets(dataset, masks, range(0, 3), config, tmp_path / "b")
+    train_subsets(
+        dataset,
+        masks,
+        range(0, 3),
+        config,
+        SubmodelStore(tmp_path / "a", save_weights=config["training"]["save_weights"]),
+    )
+    train_subsets(
+        dataset,
+        masks,
+        range(0, 3),
+        config,
+        SubmodelStore(tmp_path / "b", save_weights=config["training"]["save_weights"]),
+    )
     for i in range(3):
         assert (
-            submodel_path(tmp_path / "a", i).read_bytes()
-            == submodel_path(tmp_path / "b", i).read_bytes()
+            SubmodelStore(tmp_path / "a").path(i).read_bytes()
+            == SubmodelStore(tmp_path / "b").path(i).read_bytes()
         )
-    behaviours = gather(config, dataset, masks.head(3), tmp_path / "a")
+    behaviours = gather(config, dataset, masks.head(3), SubmodelStore(tmp_path / "a"))
     assert behaviours.Y.shape == (3, config["behaviour"]["n_queries"] + 1)
     changed = copy.deepcopy(config)
     changed["training"]["lr"] = 0.5
     with pytest.raises(ArtifactError, match="subset 0 .*fingerprint mismatch: settings"):
-        gather(changed, dataset, masks.head(3), tmp_path / "a")
+        gather(changed, dataset, masks.head(3), SubmodelStore(tmp_path / "a"))
     other_masks = MaskSet.draw(dataset.n_points, 6, design(config), seed=1)
     with pytest.raises(ArtifactError, match="subset 0 .*mask_sha256"):
-        gather(config, dataset, other_masks.head(3), tmp_path / "a")
+        gather(config, dataset, other_masks.head(3), SubmodelStore(tmp_path / "a"))
     with pytest.raises(ArtifactError, match="subset_000003.npz: file not found"):
-        gather(config, dataset, masks.head(4), tmp_path / "a")
+        gather(config, dataset, masks.head(4), SubmodelStore(tmp_path / "a"))
 
 
 def test_diverged_submodels_are_retried_then_excluded(setup, tmp_path, caplog):
     config, dataset, masks = setup
     bad = copy.deepcopy(config)
     bad["training"].update(optimizer="sgd", lr=1e30)
-    train_subsets(dataset, masks, range(0, 2), bad, tmp_path)
+    train_subsets(
+        dataset,
+        masks,
+        range(0, 2),
+        bad,
+        SubmodelStore(tmp_path, save_weights=bad["training"]["save_weights"]),
+    )
     with pytest.raises(ArtifactError, match="every submodel diverged"):
-        gather(bad, dataset, masks.head(2), tmp_path)
+        gather(bad, dataset, masks.head(2), SubmodelStore(tmp_path))
 
 
 def test_mask_artifact_of_another_dataset_is_refused(setup, tmp_path):
     config, dataset, _ = setup
     wrong = MaskSet.draw(dataset.n_points + 1, 2, design(config), seed=0)
     with pytest.raises(ValueError, match="masks cover 1438 points but the dataset has 1437"):
-        train_subsets(dataset, wrong, range(0, 1), config, tmp_path)
+        train_subsets(
+            dataset,
+            wrong,
+            range(0, 1),
+            config,
+            SubmodelStore(tmp_path, save_weights=config["training"]["save_weights"]),
+        )
 
 
 def test_behaviour_reductions():

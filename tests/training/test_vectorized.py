@@ -8,10 +8,11 @@ import torch
 from ame.data.digits import digits_backdoor
 from ame.pipeline import params
 from ame.pipeline.plan import design
+from ame.pipeline.submodels import SubmodelStore
 from ame.sampling import MaskSet
 from ame.training import vectorized
 from ame.training.fit import fit_submodel
-from ame.training.jobs import submodel_path, train_subsets
+from ame.training.jobs import train_subsets
 from ame.training.vectorized import fit_submodels
 
 
@@ -111,9 +112,15 @@ def test_train_subsets_writes_the_same_files_either_way(config, problem, tmp_pat
         c = copy.deepcopy(config)
         c["training"].update(vectorize=vectorize, save_weights=True)
         out = tmp_path / str(vectorize)
-        train_subsets(dataset, masks, range(1, 6), c, out)
-        results[vectorize] = [np.load(submodel_path(out, i)) for i in range(1, 6)]
-        assert submodel_path(out, 5, ".safetensors").is_file()
+        train_subsets(
+            dataset,
+            masks,
+            range(1, 6),
+            c,
+            SubmodelStore(out, save_weights=c["training"]["save_weights"]),
+        )
+        results[vectorize] = [np.load(SubmodelStore(out).path(i)) for i in range(1, 6)]
+        assert SubmodelStore(out).path(5, ".safetensors").is_file()
     for loop, together in zip(results[False], results[True], strict=True):
         assert str(loop["fingerprint"]) == str(together["fingerprint"])
         np.testing.assert_allclose(together["logits"], loop["logits"], rtol=0, atol=1e-4)
@@ -123,8 +130,14 @@ def test_diverged_submodels_are_retried_when_vectorized(config, problem, tmp_pat
     dataset, masks, _ = problem
     bad = copy.deepcopy(config)
     bad["training"].update(optimizer="sgd", lr=1e30)
-    train_subsets(dataset, masks, range(0, 2), bad, tmp_path)
-    record = json.loads(str(np.load(submodel_path(tmp_path, 1))["fingerprint"]))
+    train_subsets(
+        dataset,
+        masks,
+        range(0, 2),
+        bad,
+        SubmodelStore(tmp_path, save_weights=bad["training"]["save_weights"]),
+    )
+    record = json.loads(str(np.load(SubmodelStore(tmp_path).path(1))["fingerprint"]))
     assert record["status"] == "diverged" and record["attempts"] == 2
     assert record["trained_seed"] == record["seed"] + 1_000_003
 

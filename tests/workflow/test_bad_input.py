@@ -26,8 +26,7 @@ from ame.pipeline.plan import design
 from ame.sampling import MaskSet
 
 FAST = {
-    "estimation": {"n_lambdas": 10, "n_bootstrap": 0},
-    "evaluation": {"budget_fractions": [1.0]},
+    "estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]},
 }
 BEHAVIOURS = "results/behaviours.npz"
 

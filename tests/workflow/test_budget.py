@@ -21,8 +21,7 @@ from ame.sampling import MaskSet
 pytestmark = pytest.mark.slow
 
 FAST = {
-    "estimation": {"n_lambdas": 10, "n_bootstrap": 0},
-    "evaluation": {"budget_fractions": [1.0]},
+    "estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]},
 }
 BEHAVIOURS = "results/behaviours.npz"
 SUBMODELS = "results/submodels"

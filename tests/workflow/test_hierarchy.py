@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import jobs_run, make_workspace, snakemake
-from test_estimate import LEAST_SQUARES, nonlinear, sandwich_stderr
+from estimation.test_estimator import LEAST_SQUARES, nonlinear, sandwich_stderr
 
 from ame.data import Dataset, synthetic_sources
 from ame.estimation.estimator import AMEEstimator

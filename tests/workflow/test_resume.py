@@ -31,8 +31,7 @@ N_PACKS, PER_PACK = 8, 10
 LONG = {
     "sampling": {"n_subsets": N_PACKS * PER_PACK},
     "training": {"steps": 200, "subsets_per_job": PER_PACK, "vectorize": False},
-    "estimation": {"n_lambdas": 10, "n_bootstrap": 0},
-    "evaluation": {"budget_fractions": [1.0]},
+    "estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]},
 }
 COMPARED = (
     "results/masks.npz",

@@ -27,8 +27,7 @@ import pytest
 from conftest import REPO, file_state, jobs_run, make_workspace, run, snakemake, write_params
 
 FAST = {
-    "estimation": {"n_lambdas": 10, "n_bootstrap": 0},
-    "evaluation": {"budget_fractions": [1.0]},
+    "estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]},
 }
 SHARED = (
     "results/metrics.json",

@@ -1,0 +1,75 @@
+"""Which settings change a submodel: decided by exclusion, every key of the schema classified."""
+
+import copy
+
+import pytest
+from conftest import REPO
+
+from ame.pipeline import params
+from ame.pipeline.plan import design
+from ame.pipeline.provenance import (
+    NOT_SUBMODEL,
+    SUBMODEL_SECTIONS,
+    run_key,
+    submodel_fingerprint,
+    submodel_settings,
+)
+from ame.sampling import MaskSet
+
+
+@pytest.fixture(scope="module")
+def config():
+    return params.load(REPO / "params.yaml")
+
+
+def _schema_keys(section):
+    return set(params.schema()["properties"][section]["properties"])
+
+
+def _other_value(value):
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    if value is None:
+        return 7
+    return [*value, value[-1]] if isinstance(value, list) else {"x": 1}
+
+
+def test_every_excluded_setting_exists_in_the_schema():
+    for section, keys in NOT_SUBMODEL.items():
+        assert section in SUBMODEL_SECTIONS
+        assert set(keys) <= _schema_keys(section), section
+
+
+@pytest.mark.parametrize("section", SUBMODEL_SECTIONS)
+def test_every_key_is_classified_and_only_excluded_keys_keep_the_run_key(config, section):
+    """Every schema key of the section either changes the run key or is listed as excluded."""
+    for key in sorted(_schema_keys(section)):
+        changed = copy.deepcopy(config)
+        changed[section][key] = _other_value(config[section][key])
+        excluded = key in NOT_SUBMODEL.get(section, ())
+        assert (run_key(changed) == run_key(config)) == excluded, f"{section}.{key}"
+        assert (key in submodel_settings(config)[section]) != excluded
+
+
+def test_the_default_run_key_is_unchanged(config):
+    """The digits demo's submodels keep their folder (and bytes) across this refactor."""
+    assert run_key(config) == "cf0f22f8c80a"
+
+
+def test_a_fingerprint_names_data_bits_p_settings_and_seed(config):
+    masks = MaskSet.draw(20, 3, design(config), seed=0)
+    fp = submodel_fingerprint(config, "data-hash", masks, 2)
+    assert fp["subset"] == 2 and fp["dataset"] == "data-hash" and fp["n_points"] == 20
+    assert fp["p"] == masks.p[2] and fp["seed"] == config["training"]["seed"]
+    other = submodel_fingerprint(config, "data-hash", masks, 1)
+    assert other["mask_sha256"] != fp["mask_sha256"] or masks.p[1] != masks.p[2]
+    per_subset = copy.deepcopy(config)
+    per_subset["training"]["seed_policy"] = "per_subset"
+    assert (
+        submodel_fingerprint(per_subset, "d", masks, 2)["seed"]
+        == per_subset["training"]["seed"] + 2
+    )
