@@ -50,6 +50,7 @@ LAMBDA_RULES = ("1se", "min")
 DIRECTIONS = ("positive", "negative")
 _ROW_CHUNK = 64
 _BOOTSTRAP_STEPS = 20
+KNOCKOFFS = STREAMS["knockoffs"]
 
 
 def knockoff_threshold(W: np.ndarray, fdr: float, offset: int = 1) -> float:
@@ -94,8 +95,8 @@ def featurize(
     featurization : {"inverse", "centered"}
     knockoff_seed : int, optional
         When given, append N knockoff columns: row i uses a fresh Bernoulli(p_i)^N mask from
-        ``subset_rng(knockoff_seed, subset_index[i], stream=STREAMS["knockoffs"])``, so the knockoffs of a budget
-        prefix are the prefix of the knockoffs.
+        ``subset_rng(knockoff_seed, subset_index[i], stream=STREAMS["knockoffs"])``, so the
+        knockoffs of a budget prefix are the prefix of the knockoffs.
     subset_index : ndarray of int, shape (n_subsets,), optional
         Index of each row's subset in the experiment; default 0 .. n_subsets - 1.
     device : str or torch.device
