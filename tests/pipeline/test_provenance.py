@@ -9,6 +9,7 @@ from ame.pipeline import params
 from ame.pipeline.plan import design
 from ame.pipeline.provenance import (
     NOT_SUBMODEL,
+    PLUGIN_KEYS,
     SUBMODEL_SECTIONS,
     run_key,
     submodel_fingerprint,
@@ -50,7 +51,10 @@ def test_every_key_is_classified_and_only_excluded_keys_keep_the_run_key(config,
     for key in sorted(_schema_keys(section)):
         changed = copy.deepcopy(config)
         changed[section][key] = _other_value(config[section][key])
-        excluded = key in NOT_SUBMODEL.get(section, ())
+        # the plug-in's keys count only when the plug-in is in use (see the test below)
+        excluded = key in NOT_SUBMODEL.get(section, ()) or (
+            section == "dataset" and key in PLUGIN_KEYS
+        )
         assert (run_key(changed) == run_key(config)) == excluded, f"{section}.{key}"
         assert (key in submodel_settings(config)[section]) != excluded
 
@@ -72,4 +76,24 @@ def test_a_fingerprint_names_data_bits_p_settings_and_seed(config):
     assert (
         submodel_fingerprint(per_subset, "d", masks, 2)["seed"]
         == per_subset["training"]["seed"] + 2
+    )
+
+
+def test_plugin_source_and_options_enter_the_run_key(config, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.py").write_text("def describe(o):\n    pass\n\ndef train(*a):\n    pass\n")
+    plugged = copy.deepcopy(config)
+    plugged["dataset"].update(name="plugin", plugin="mine.py", options={"C": 1.0})
+    key = run_key(plugged)
+    assert key != run_key(config)
+    (tmp_path / "mine.py").write_text(
+        "def describe(o):\n    pass  # edited\n\ndef train(*a):\n    pass\n"
+    )
+    edited = run_key(plugged)
+    assert edited != key
+    plugged["dataset"]["options"] = {"C": 2.0}
+    assert run_key(plugged) not in (key, edited)
+    plugged["training"]["subsets_per_job"] = 1  # packing still never retrains
+    assert run_key(plugged) == run_key(
+        {**plugged, "training": {**plugged["training"], "subsets_per_job": 10}}
     )

@@ -30,6 +30,11 @@ try:
     config.update(ame_params.load(PARAMS))
     DESCRIPTION = ame_data.describe(config)
     check_n_queries(config["behaviour"]["n_queries"], DESCRIPTION["n_query_points"])
+    if config["behaviour"]["kind"] != "raw" and not DESCRIPTION["has_classes"]:
+        raise ame_params.ParamsError(
+            f"behaviour.kind: {config['behaviour']['kind']} needs one class per query, which "
+            f"the plug-in's describe() does not give (classes); use kind: raw"
+        )
     if config["hierarchy"]["enabled"] and DESCRIPTION["n_sources"] < 2:
         raise ame_params.ParamsError(
             f"hierarchy.enabled: {config['dataset']['path']} has no `source` array "

@@ -87,7 +87,7 @@ def gather(config: dict, dataset: Dataset, masks: MaskSet, store: SubmodelStore)
         kept,
         masks.p[kept],
         Y,
-        query_names(b["n_queries"], b["aggregate"]),
+        query_names(b["n_queries"], b["aggregate"], dataset.meta.get("query_names")),
         excluded,
         query_points(b["n_queries"], b["aggregate"]),
     )

@@ -10,11 +10,22 @@ import numpy as np
 
 from ame.errors import UserError
 
-KINDS = ("probability", "logit_margin", "log_probability")
+KINDS = ("probability", "logit_margin", "log_probability", "raw")
 
 
-def reduce_logits(logits: np.ndarray, classes: np.ndarray, kind: str) -> np.ndarray:
-    """Behaviour of each query from logits of shape (..., n_query_points, n_classes)."""
+def reduce_logits(
+    logits: np.ndarray, classes: np.ndarray, kind: str, output: int = 0
+) -> np.ndarray:
+    """Behaviour of each query from outputs of shape (..., n_query_points, n_outputs): a function
+    of the logits and the query's class, or (``raw``) output column ``output`` as it is (a loss,
+    a regression prediction, a reward)."""
+    if kind == "raw":
+        if not 0 <= output < logits.shape[-1]:
+            raise UserError(
+                f"behaviour.output: {output} is not a column of outputs with "
+                f"{logits.shape[-1]} columns"
+            )
+        return np.asarray(logits[..., output], dtype=np.float64)
     import torch  # here, not at the top: the workflow imports this module at start-up
 
     z = torch.as_tensor(logits, dtype=torch.float64)
@@ -30,8 +41,10 @@ def reduce_logits(logits: np.ndarray, classes: np.ndarray, kind: str) -> np.ndar
     raise UserError(f"behaviour.kind: unknown kind {kind!r}; choose one of {KINDS}")
 
 
-def query_names(n_queries: int, aggregate: bool) -> list[str]:
-    return [f"query_{q}" for q in range(n_queries)] + (["aggregate"] if aggregate else [])
+def query_names(n_queries: int, aggregate: bool, names: list[str] | None = None) -> list[str]:
+    """Column names: the scenario's query names (a plug-in's) or query_0, query_1, ..."""
+    own = names[:n_queries] if names else [f"query_{q}" for q in range(n_queries)]
+    return own + (["aggregate"] if aggregate else [])
 
 
 def query_points(n_queries: int, aggregate: bool) -> list[int]:
@@ -49,7 +62,7 @@ def check_n_queries(n_queries: int, n_query_points: int) -> None:
 
 def behaviour_matrix(logits: np.ndarray, y_query: np.ndarray, settings: dict) -> np.ndarray:
     """Y of shape (n_subsets, n_queries [+ 1 aggregate]) from logits (n_subsets, Qp, C)."""
-    per_point = reduce_logits(logits, y_query, settings["kind"])
+    per_point = reduce_logits(logits, y_query, settings["kind"], settings["output"])
     n_queries = settings["n_queries"]
     check_n_queries(n_queries, per_point.shape[1])
     columns = [per_point[:, :n_queries]]

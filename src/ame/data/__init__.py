@@ -2,7 +2,10 @@
 
 A scenario is a module with ``describe(dataset_params) -> dict`` (``n_points``,
 ``n_query_points``, ``n_sources``: what the workflow needs at start-up, without building the
-data) and ``build(dataset_params) -> Dataset``. ``dataset.name`` is dispatched here and only here.
+data), ``build(dataset_params) -> Dataset`` and, optionally, ``trainer(dataset, config, device)``
+(default: the built-in models of ``ame.training.builtin``). The user's own code enters through
+the same door (``plugin``, ``ame.data.plugin``). ``dataset.name`` is dispatched here and only
+here.
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from ame.errors import UserError
 __all__ = ["SCENARIOS", "Dataset", "build", "describe"]
 
 #: Scenario name -> module implementing ``describe`` and ``build``.
-SCENARIOS = {"digits": "ame.data.digits", "npz": "ame.data.npz", "cifar10": "ame.data.cifar10"}
+SCENARIOS = {
+    "digits": "ame.data.digits",
+    "npz": "ame.data.npz",
+    "cifar10": "ame.data.cifar10",
+    "plugin": "ame.data.plugin",
+}
 
 
 def _scenario(config: dict):
@@ -29,6 +37,16 @@ def _scenario(config: dict):
 def describe(config: dict) -> dict:
     """``n_points``, ``n_query_points`` and ``n_sources`` (0: no source labels) of the dataset."""
     return _scenario(config).describe(config["dataset"])
+
+
+def trainer(config: dict, dataset: Dataset, device):
+    """What trains a submodel of this scenario: the plug-in's code, or the built-in models."""
+    scenario = _scenario(config)
+    if hasattr(scenario, "trainer"):
+        return scenario.trainer(dataset, config, device)
+    from ame.training.builtin import BuiltinTrainer
+
+    return BuiltinTrainer(dataset, config["training"], device)
 
 
 def build(config: dict) -> Dataset:

@@ -264,6 +264,7 @@ def describe(d: dict) -> dict:
         "n_points": n_images - (POISON_POOL - d["n_poisons"]),
         "n_query_points": N_QUERIES,
         "n_sources": d["n_sources"] or 0,
+        "has_classes": True,
     }
 
 

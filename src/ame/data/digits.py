@@ -18,6 +18,7 @@ def describe(d: dict) -> dict:
         "n_points": len(y_train),
         "n_query_points": int((y_test != d["target_class"]).sum()),
         "n_sources": d["n_sources"] or 0,
+        "has_classes": True,
     }
 
 

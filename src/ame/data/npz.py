@@ -24,6 +24,7 @@ def describe(d: dict) -> dict:
         "n_points": _npz_header_shape(path, "y_train")[0],
         "n_query_points": _npz_header_shape(path, "X_query")[0],
         "n_sources": _n_sources(path),
+        "has_classes": True,
     }
 
 

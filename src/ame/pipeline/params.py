@@ -57,6 +57,12 @@ def validate(config: dict) -> dict:
     name = config["dataset"]["name"]
     if name in ("npz", "cifar10") and not config["dataset"]["path"]:
         raise ParamsError(f"dataset.path: required when dataset.name is {name}")
+    if (name == "plugin") != bool(config["dataset"]["plugin"]):
+        raise ParamsError(
+            "dataset.plugin: required when dataset.name is plugin"
+            if name == "plugin"
+            else f"dataset.plugin: only used with dataset.name: plugin (name is {name})"
+        )
     problem = training_problem(config["training"])
     if problem:
         raise ParamsError(f"training.{problem}")
@@ -68,14 +74,15 @@ def validate(config: dict) -> dict:
         check_pack_size(config["training"]["subsets_per_job"])
     except ValueError as err:
         raise ParamsError(str(err)) from err
-    if name == "npz" and config["dataset"]["n_sources"] is not None:
+    d_sources = config["dataset"]["n_sources"]
+    if name in ("npz", "plugin") and d_sources is not None:
         raise ParamsError(
-            "dataset.n_sources: npz files carry their own per-point `source` array; set it to null"
+            f"dataset.n_sources: {name} datasets give their own per-point sources; set it to null"
         )
-    if config["hierarchy"]["enabled"] and name != "npz" and config["dataset"]["n_sources"] is None:
+    if config["hierarchy"]["enabled"] and name in ("digits", "cifar10") and d_sources is None:
         raise ParamsError("hierarchy.enabled: needs source labels; set dataset.n_sources")
     d = config["dataset"]
-    if name != "npz" and d["n_sources"] is not None:
+    if name in ("digits", "cifar10") and d["n_sources"] is not None:
         most = min(d["n_sources"], d["n_poisons"])
         if d["n_poisoned_sources"] > most:
             raise ParamsError(

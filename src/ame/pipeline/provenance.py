@@ -22,6 +22,9 @@ NOT_SUBMODEL = {
     "sampling": ("n_subsets", "c", "k"),
     "training": ("device", "deterministic", "vectorize", "subsets_per_job"),
 }
+#: The plug-in's settings, which matter only when the plug-in is in use; then the content hash of
+#: its source file joins them (``plugin_source``): editing the user's code retrains.
+PLUGIN_KEYS = ("plugin", "options")
 
 
 def package_version() -> str:
@@ -34,7 +37,7 @@ def digest(obj) -> str:
 
 def submodel_settings(config: dict) -> dict:
     """The part of the configuration that determines every submodel's training."""
-    return {
+    settings = {
         section: {
             key: value
             for key, value in config[section].items()
@@ -42,6 +45,15 @@ def submodel_settings(config: dict) -> dict:
         }
         for section in SUBMODEL_SECTIONS
     }
+    dataset = settings["dataset"]
+    if dataset["name"] == "plugin":
+        from ame.data.plugin import source_digest
+
+        dataset["plugin_source"] = source_digest(dataset["plugin"])
+    else:
+        for key in PLUGIN_KEYS:
+            dataset.pop(key, None)
+    return settings
 
 
 def run_key(config: dict) -> str:

@@ -15,16 +15,18 @@ import time
 import numpy as np
 import torch
 
+from ame import data
 from ame.data import Dataset
+from ame.data.plugin import PluginError
 from ame.errors import UserError
 from ame.pipeline import provenance
 from ame.pipeline.submodels import SubmodelStore
 from ame.sampling import MaskSet
-from ame.training import vectorized
-from ame.training.fit import configure_backends, fit_submodel, predict
+from ame.training.plugin import TrainingRaised
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2  # a diverged submodel is retrained once with another seed, then excluded
+RETRY_SEED_STEP = 1_000_003  # attempt k trains with seed + (k - 1) * RETRY_SEED_STEP
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,7 +43,8 @@ def train_subsets(
 ) -> dict:
     """Train the submodels of ``indices`` and write one output file per subset to ``store``.
 
-    Returns timing figures (seconds) for the overhead benchmark.
+    The trainer is the scenario's (``ame.data.trainer``): the built-in models, or a plug-in's
+    ``train``. Returns timing figures (seconds) for the overhead benchmark.
     """
     started = time.perf_counter()
     if indices.stop > masks.n_subsets:
@@ -54,27 +57,19 @@ def train_subsets(
             f"masks cover {masks.n_points} points but the dataset has "
             f"{dataset.n_points}: the mask artifact belongs to another dataset"
         )
-    settings = config["training"]
-    device = resolve_device(settings["device"])
-    configure_backends(settings, device)
-    X = torch.as_tensor(dataset.X_train, device=device)
-    y = torch.as_tensor(dataset.y_train, device=device)
-    X_query = torch.as_tensor(dataset.X_query, device=device)
+    device = resolve_device(config["training"]["device"])
+    trainer = data.trainer(config, dataset, device)
     dataset_fp = dataset.fingerprint()
     train_seconds = 0.0
-    chunk = vectorized.CHUNK if settings["vectorize"] else 1
-    for first in range(indices.start, indices.stop, chunk):
+    for first in range(indices.start, indices.stop, trainer.chunk):
         t0 = time.perf_counter()
-        block = range(first, min(first + chunk, indices.stop))
-        results = _train_block(X, y, X_query, dataset, masks, block, config, dataset_fp)
+        block = range(first, min(first + trainer.chunk, indices.stop))
+        results = _train_block(trainer, masks, block, config, dataset_fp)
         share = (time.perf_counter() - t0) / len(block)
-        for index, (model, logits, status, attempt, seed, fingerprint) in results.items():
-            weights = None
-            if settings["save_weights"]:
-                weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        for index, (outputs, weights, status, attempt, seed, fingerprint) in results.items():
             store.write(
                 index,
-                logits,
+                outputs,
                 provenance.submodel_record(fingerprint, status, attempt, seed),
                 weights,
             )
@@ -94,32 +89,36 @@ def train_subsets(
     }
 
 
-def _train_block(
-    X, y, X_query, dataset: Dataset, masks: MaskSet, block: range, config: dict, dataset_fp: str
-) -> dict:
-    """Train the subsets of ``block`` (together when vectorized); a diverged one is retried once.
+def _train_block(trainer, masks: MaskSet, block: range, config: dict, dataset_fp: str) -> dict:
+    """Train the subsets of ``block`` (together when the trainer vectorizes).
 
-    Returns, per subset index: (model, query logits, status, attempts, trained seed, fingerprint).
+    A submodel with non-finite outputs is retrained once with another seed, then recorded as
+    diverged (gather excludes and counts it). A plug-in whose code raises is retried once with
+    another seed; if it raises again the job stops with one line naming the plug-in and the
+    subset (packs already written are kept). Returns, per subset index: (outputs, weights,
+    status, attempts, trained seed, fingerprint).
     """
-    settings = config["training"]
-    rows = {i: torch.as_tensor(np.flatnonzero(masks.point_mask(i)), device=X.device) for i in block}
+    rows = {i: np.flatnonzero(masks.point_mask(i)) for i in block}
     fingerprints = {i: provenance.submodel_fingerprint(config, dataset_fp, masks, i) for i in block}
     results, pending = {}, list(block)
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        seeds = [fingerprints[i]["seed"] + (attempt - 1) * 1_000_003 for i in pending]
-        row_sets = [rows[i] for i in pending]
-        if settings["vectorize"]:
-            models = vectorized.fit_submodels(X, y, row_sets, dataset.n_classes, settings, seeds)
-        else:
-            models = [
-                fit_submodel(X, y, r, dataset.n_classes, settings, seed)
-                for r, seed in zip(row_sets, seeds, strict=True)
-            ]
+        seeds = [fingerprints[i]["seed"] + (attempt - 1) * RETRY_SEED_STEP for i in pending]
+        try:
+            fitted = trainer.fit([rows[i] for i in pending], seeds, pending)
+        except TrainingRaised as raised:
+            if attempt == MAX_ATTEMPTS:
+                raise PluginError(
+                    f"plugin {trainer.spec}: train raised on subset {raised.subset} "
+                    f"(seeds {fingerprints[raised.subset]['seed']} and "
+                    f"{fingerprints[raised.subset]['seed'] + RETRY_SEED_STEP}): "
+                    f"{type(raised.error).__name__}: {raised.error}"
+                ) from raised.error
+            log.warning("%s (attempt %d); retrying with another seed", raised, attempt)
+            continue
         diverged = []
-        for index, seed, model in zip(pending, seeds, models, strict=True):
-            logits = predict(model, X_query, settings)
-            status = "ok" if np.isfinite(logits).all() else "diverged"
-            results[index] = (model, logits, status, attempt, seed, fingerprints[index])
+        for index, seed, (outputs, weights) in zip(pending, seeds, fitted, strict=True):
+            status = "ok" if np.isfinite(outputs).all() else "diverged"
+            results[index] = (outputs, weights, status, attempt, seed, fingerprints[index])
             if status == "diverged":
                 log.warning(
                     "subset %d: non-finite outputs with seed %d (attempt %d)", index, seed, attempt
