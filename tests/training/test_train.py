@@ -95,3 +95,29 @@ def test_behaviour_reductions():
     np.testing.assert_allclose(
         reduce_logits(logits, classes, "logit_margin"), [[np.log(3.0), 0.0]], atol=1e-12
     )
+
+
+def test_the_default_demo_submodels_are_byte_identical_to_the_recorded_ones(
+    tmp_path, single_thread
+):
+    """The first subsets of the shipped params, trained as the demo trains them, give exactly
+    the files the code before the package layout and the plug-in door gave (sha256 recorded
+    then; the files embed the package version, so a version bump changes them on purpose)."""
+    import hashlib
+
+    from conftest import REPO
+
+    from ame import data
+    from ame.pipeline.plan import draw_masks
+
+    config = params.load(REPO / "params.yaml")
+    dataset = data.build(config)
+    masks = draw_masks(config, dataset, "points")
+    store = SubmodelStore(tmp_path, save_weights=False)
+    train_subsets(dataset, masks, range(0, 100), config, store)  # the demo's first pack
+    recorded = [
+        "f8747bd3b9c96e68b23206b7bde6ac5df733866ef8c0fc6e95a78b46022ee556",
+        "cd972ac66862c37e0f939ef0d7aa044a8fc7c95f77cd919da9efd138d27b16d7",
+        "e360f8e7acbee25aa227783595cb3c7f0192709ca179acee0882ee855968c796",
+    ]
+    assert [hashlib.sha256(store.path(i).read_bytes()).hexdigest() for i in range(3)] == recorded
