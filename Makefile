@@ -5,7 +5,7 @@ VENV := .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo hierarchical test lint clean
+.PHONY: setup demo hierarchical example-sklearn example-torch test lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,14 @@ hierarchical: setup
 	cd studies/hierarchical && dvc repro
 	@sed -n '/^## Hierarchical study/,/^### Top sources/p' studies/hierarchical/results/report.md
 
+example-sklearn: setup
+	cd examples/sklearn_mislabel && dvc repro
+	@cat examples/sklearn_mislabel/results/metrics.json
+
+example-torch: setup
+	cd examples/torch_backdoor && dvc repro
+	@cat examples/torch_backdoor/results/metrics.json
+
 lint: setup
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
@@ -34,4 +42,4 @@ test: lint
 	pytest
 
 clean:
-	rm -rf results data/prepared logs .snakemake studies/*/results studies/*/data/prepared studies/*/logs studies/*/.snakemake
+	rm -rf results data/prepared logs .snakemake studies/*/results studies/*/data/prepared studies/*/logs studies/*/.snakemake examples/*/results examples/*/data examples/*/logs examples/*/.snakemake

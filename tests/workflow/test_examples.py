@@ -1,0 +1,44 @@
+"""The two worked plug-in examples, each run with `dvc repro` in its own study directory at a
+tiny size (the documented budgets are measured by benchmarks/plugin_examples.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+from conftest import REPO, make_workspace, run
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "sampling": {"n_subsets": 40},
+    "training": {"subsets_per_job": 10},
+    "estimation": {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 20, "budget_fractions": [1.0]},
+}
+
+
+@pytest.mark.parametrize(
+    ("example", "options"),
+    [("sklearn_mislabel", {}), ("torch_backdoor", {"steps": 10})],
+)
+def test_example_runs_with_dvc_repro_and_reports(tmp_path, example, options):
+    workspace = make_workspace(tmp_path / "ws", git=True)
+    study = workspace / "examples" / example
+    shutil.copytree(REPO / "examples" / example, study, ignore=shutil.ignore_patterns(
+        "results", "data", "logs", ".snakemake", "dvc.lock", "__pycache__", "tmp"))  # fmt: skip
+    overlay = yaml.safe_load((study / "params.yaml").read_text())
+    for section, values in TINY.items():
+        overlay.setdefault(section, {}).update(values)
+    overlay["dataset"]["options"].update(options)
+    (study / "params.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    result = run(["dvc", "repro"], study)
+    assert "Running stage 'run'" in result.stdout
+    metrics = json.loads((study / "results/metrics.json").read_text())
+    assert metrics["n_submodels"] == 40 and metrics["topk_precision"] is not None
+    assert (study / "results/report.md").read_text().startswith("# AME report")
+    again = run(["dvc", "repro"], study)
+    assert "Data and pipelines are up to date" in again.stdout
+    (study / "plugin.py").write_text((study / "plugin.py").read_text() + "\n# edited\n")
+    assert "run" in run(["dvc", "status"], study).stdout  # the plug-in file is a dependency
