@@ -50,7 +50,7 @@ def test_an_importable_module_works_too(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("old", "new", "pattern"),
     [
-        ('"n_outputs": 3, ', "", r"describe\(\) lacks \['n_outputs'\]"),
+        ('"n_outputs": 3, ', "", r"lacks \['n_outputs'\]"),
         ('"ground_truth": [1],', '"ground_truth": [1], "colour": 1,', r"unknown keys \['colour'\]"),
         ('"ground_truth": [1],', '"ground_truth": [9],', r"ground_truth indices outside \[0, 6\)"),
         ('"classes": [0, 2]', '"classes": [0, 3]', r"classes must be integers in \[0, n_outputs\)"),
