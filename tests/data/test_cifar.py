@@ -296,3 +296,21 @@ def test_cifar_scenario_through_the_workflow(batches, tmp_path):
     metrics = json.loads((workdir / "results/metrics.json").read_text())
     assert metrics["n_points"] == 70 and metrics["n_true"] == 20
     assert (workdir / "results/report.md").is_file()
+
+
+def test_describe_reads_the_batches_once(batches, tmp_path, monkeypatch):
+    """The workflow describes the dataset at every start: the image count is cached by file
+    stats, and a changed batch file is read again."""
+    monkeypatch.chdir(tmp_path)
+    d = {"path": str(batches), "n_poisons": 20, "n_sources": None}
+    assert cifar.describe(d)["n_points"] == 70
+
+    def refuse(path):
+        raise AssertionError(f"{path} read again")
+
+    monkeypatch.setattr(cifar, "read_batch", refuse)
+    assert cifar.describe(d)["n_points"] == 70
+    os = __import__("os")
+    os.utime(batches / "data_batch_1", ns=(1, 1))
+    with pytest.raises(AssertionError, match="read again"):
+        cifar.describe(d)

@@ -23,13 +23,15 @@ them to [0, 1] on the device.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import pickle
 import random
 from pathlib import Path
 
 import numpy as np
 
-from ame.artifacts import ArtifactError
+from ame.artifacts import ArtifactError, atomic_write_json
 from ame.data.dataset import Dataset
 from ame.errors import UserError
 
@@ -255,11 +257,32 @@ def build(d: dict) -> Dataset:
     )
 
 
+#: Image counts of batch files already read, by (path, size, mtime): the workflow describes the
+#: dataset at every start, and unpickling 150 MB of batches each time would cost seconds.
+SIZE_CACHE = Path(".snakemake/ame/cifar10-batch-sizes.json")
+
+
+def _n_images(root: Path) -> int:
+    files = [root / name for name in TRAIN_BATCHES]
+    for path in files:
+        if not path.is_file():
+            raise ArtifactError(f"dataset.path: {path} not found")
+    key = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+    try:
+        cached = json.loads(SIZE_CACHE.read_text())
+    except (OSError, ValueError):
+        cached = {}
+    if key not in cached:
+        cached = {key: sum(len(read_batch(path)[1]) for path in files)}
+        with contextlib.suppress(OSError):  # a read-only directory only loses the cache
+            atomic_write_json(SIZE_CACHE, cached)
+    return int(cached[key])
+
+
 def describe(d: dict) -> dict:
-    """Sizes of the scenario (reads the training batches: a missing or broken file fails early)."""
+    """Sizes of the scenario (reads the training batches once: a broken file fails early)."""
     _check_poisons(d["n_poisons"])
-    root = batch_directory(d["path"])
-    n_images = sum(len(read_batch(root / name)[1]) for name in TRAIN_BATCHES)
+    n_images = _n_images(batch_directory(d["path"]))
     return {
         "n_points": n_images - (POISON_POOL - d["n_poisons"]),
         "n_query_points": N_QUERIES,
