@@ -1,4 +1,5 @@
 import json
+import os
 import pickle
 import random
 import shutil
@@ -310,7 +311,6 @@ def test_describe_reads_the_batches_once(batches, tmp_path, monkeypatch):
 
     monkeypatch.setattr(cifar, "read_batch", refuse)
     assert cifar.describe(d)["n_points"] == 70
-    os = __import__("os")
     os.utime(batches / "data_batch_1", ns=(1, 1))
     with pytest.raises(AssertionError, match="read again"):
         cifar.describe(d)
