@@ -22,6 +22,14 @@ def test_precision_and_recall_by_hand():
     np.testing.assert_allclose(recall, [2 / 3, 0.0, 1.0])
 
 
+def test_a_zero_ame_ranks_nothing():
+    """Ties at zero, broken by index order, must not score: point 0 is true but its AME is 0."""
+    truth = np.array([0, 1])
+    np.testing.assert_allclose(topk_precision(np.array([[0.0, 0.3, 0.0, 0.0]]), truth), [0.5])
+    np.testing.assert_allclose(topk_precision(np.zeros((1, 4)), truth), [0.0])
+    np.testing.assert_allclose(topk_precision(np.array([[np.nan, 1.0, 0, 0]]), truth), [0.5])
+
+
 def test_topk_precision_by_hand_both_directions():
     truth = np.array([3, 4])
     ame = np.array([[0.1, 0.5, 0.0, 0.9, 0.2], [0.0, 0.0, 0.0, -1.0, -2.0]])

@@ -111,6 +111,14 @@ class Estimates:
             self.points,
         )
 
+    def ranking(self, direction: str) -> list[np.ndarray]:
+        """Per query, the columns whose AME points in ``direction`` (> 0 for "positive", < 0 for
+        "negative"), strongest first. Zero and NaN AMEs are not ranked: a tie at zero says
+        nothing about a point."""
+        signed = np.nan_to_num(self.ame if direction == "positive" else -self.ame, nan=0.0)
+        order = np.argsort(-signed, axis=1, kind="stable")
+        return [row[signed[q, row] > 0] for q, row in enumerate(order)]
+
     def table(self) -> pd.DataFrame:
         n_queries, n_units = self.ame.shape
         frame = pd.DataFrame(

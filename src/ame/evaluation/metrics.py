@@ -38,11 +38,16 @@ def selection_scores(selected: np.ndarray, truth: np.ndarray) -> tuple[np.ndarra
 
 
 def topk_precision(ame: np.ndarray, truth: np.ndarray, direction: str = "positive") -> np.ndarray:
-    """Share of true points among the k highest-ranked points, k = number of true points."""
+    """Share of true points among the k highest-ranked points, k = number of true points.
+
+    Only AMEs pointing in ``direction`` rank a point: a slot filled by a zero (or NaN) AME is a
+    miss, so that ties at zero, broken by index order, cannot score.
+    """
     k = len(truth)
-    scores = ame if direction == "positive" else -ame
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    return np.isin(top, truth).mean(axis=1)
+    signed = np.nan_to_num(ame if direction == "positive" else -ame, nan=0.0)
+    top = np.argsort(-signed, axis=1, kind="stable")[:, :k]
+    ranked = np.take_along_axis(signed, top, axis=1) > 0
+    return (np.isin(top, truth) & ranked).sum(axis=1) / k
 
 
 def query_metrics(estimates: Estimates, truth: np.ndarray, direction: str) -> pd.DataFrame:

@@ -88,7 +88,7 @@ def plot_ame_distribution(estimates: Estimates, truth: np.ndarray | None, path: 
 
 
 def plot_top_images(
-    dataset: Dataset, estimates: Estimates, truth: np.ndarray | None, path: Path
+    dataset: Dataset, estimates: Estimates, truth: np.ndarray | None, direction: str, path: Path
 ) -> None:
     """Each row: a query image, then its top-attributed training images (red frame: true)."""
     shape = dataset.meta.get("input_shape", list(dataset.X_train.shape[1:]))
@@ -125,7 +125,7 @@ def plot_top_images(
             estimates.names[q],
             "tab:blue",
         )
-        for col, column in enumerate(np.argsort(-estimates.ame[q], kind="stable")[:N_TOP_IMAGES]):
+        for col, column in enumerate(estimates.ranking(direction)[q][:N_TOP_IMAGES]):
             point = int(estimates.ids[column])
             show(
                 axes[row, col + 1],
@@ -157,9 +157,10 @@ def write_report(
     plots_dir = Path(plots_dir)
     truth = dataset.ground_truth
     rule = selection_rule(config["estimation"])
+    direction = config["estimation"]["direction"]
     plots = {
         "ame_distribution.png": lambda p: plot_ame_distribution(estimates, truth, p),
-        "top_images.png": lambda p: plot_top_images(dataset, estimates, truth, p),
+        "top_images.png": lambda p: plot_top_images(dataset, estimates, truth, direction, p),
     }
     if len(curve):
         plots["budget_curve.png"] = lambda p: plot_budget_curve(curve, rule, p)
@@ -195,7 +196,9 @@ def write_report(
         "query's class. AMEs are in the behaviour's own units.",
         "",
     ]
-    levels_part = hierarchy_section(dataset, metrics, levels, plots_dir, rel) if levels else []
+    levels_part = (
+        hierarchy_section(dataset, metrics, levels, plots_dir, rel, direction) if levels else []
+    )
     lines = [
         "## Summary (mean over queries)",
         "",
@@ -244,7 +247,7 @@ def write_report(
             f"![top images]({rel / 'top_images.png'})",
             "",
         ]
-    lines += top_table(estimates, "## Top points per query")
+    lines += top_table(estimates, "## Top points per query", direction)
     atomic_write_text(out, "\n".join(header + levels_part + lines) + "\n")
 
 
@@ -255,17 +258,27 @@ def curve_table(curve: pd.DataFrame) -> str:
     )
 
 
-def top_table(estimates: Estimates, title: str, n_top: int = 5, names=None) -> list[str]:
-    """Markdown rows: the ``n_top`` highest AMEs of each query, by id (or by name)."""
-    top = np.argsort(-estimates.ame, axis=1, kind="stable")[:, :n_top]
-    lines = [title, "", f"| query | top {estimates.unit}s (AME) |", "|---|---|"]
-    for q, name in enumerate(estimates.names):
+def top_table(
+    estimates: Estimates, title: str, direction: str, n_top: int = 5, names=None
+) -> list[str]:
+    """Markdown rows: the ``n_top`` strongest AMEs in ``direction`` of each query, by id (or by
+    name); points with a zero AME are not listed."""
+    sign = "raising" if direction == "positive" else "lowering"
+    lines = [
+        title,
+        "",
+        f"| query | top {estimates.unit}s {sign} the behaviour (AME) |",
+        "|---|---|",
+    ]
+    for q, (name, top) in enumerate(
+        zip(estimates.names, estimates.ranking(direction), strict=True)
+    ):
         cells = ", ".join(
             f"{estimates.ids[c] if names is None else names[estimates.ids[c]]} "
             f"({estimates.ame[q, c]:.4f})"
-            for c in top[q]
+            for c in top[:n_top]
         )
-        lines.append(f"| {name} | {cells} |")
+        lines.append(f"| {name} | {cells or '(no non-zero AME)'} |")
     return lines + [""]
 
 
@@ -296,7 +309,7 @@ def plot_hierarchy_vs_flat(curve: pd.DataFrame, total: int, points: dict, path: 
 
 
 def hierarchy_section(
-    dataset: Dataset, points: dict, levels: dict, plots_dir: Path, rel: Path
+    dataset: Dataset, points: dict, levels: dict, plots_dir: Path, rel: Path, direction: str
 ) -> list[str]:
     """Source and point levels side by side, and the flat run's budget for the same recall."""
     sources = json.loads((levels["sources"] / "metrics.json").read_text())
@@ -342,7 +355,7 @@ def hierarchy_section(
             "",
         ]
         plot_hierarchy_vs_flat(curve, total, points, plots_dir / "hierarchy_vs_flat.png")
-    lines += top_table(src_estimates, "### Top sources per query", names=names)
+    lines += top_table(src_estimates, "### Top sources per query", direction, names=names)
     lines += [
         "## Point level",
         "",
