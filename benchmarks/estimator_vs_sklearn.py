@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from sklearn.linear_model import LassoCV
 
-from ame.estimation.estimator import featurize
-from ame.sampling import sample_subsets
+from ame.estimation.design import featurize
 from ame.estimation.solver import kfold_weights, lambda_max, lasso_path, sparse_to_dense
+from ame.sampling import sample_subsets
 
 
 def main() -> None:

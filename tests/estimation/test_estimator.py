@@ -5,8 +5,8 @@ import pytest
 
 from ame.estimation.active_set import ConvergenceWarning
 from ame.estimation.estimator import AMEEstimator
-from ame.sampling import Design, pack_masks, sample_subsets
 from ame.estimation.semivalues import estimand_weights, exact_semivalue
+from ame.sampling import Design, pack_masks, sample_subsets
 
 N_POINTS = 8
 LEAST_SQUARES = {"lambda_rule": 0.0, "knockoffs": False, "n_lambdas": 8, "n_folds": 3}

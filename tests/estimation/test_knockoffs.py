@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
 
-from ame.estimation.estimator import AMEEstimator, featurize, knockoff_threshold
+from ame.estimation.design import featurize
+from ame.estimation.estimator import AMEEstimator
+from ame.estimation.knockoffs import knockoff_threshold
 from ame.sampling import pack_masks, sample_subsets
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from ame.sampling import Design
 from ame.estimation.semivalues import (
     banzhaf_weights,
     estimand_name,
@@ -10,6 +9,7 @@ from ame.estimation.semivalues import (
     exact_semivalue,
     shapley_weights,
 )
+from ame.sampling import Design
 
 DESIGNS = [
     Design("grid"),

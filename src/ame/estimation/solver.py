@@ -50,6 +50,8 @@ class LassoPath:
         ``n_solved``).
     final_index, final_coef : ndarray of shape (n_fits, n_queries, width)
         Active columns and coefficients of every fit at each query's last completed step.
+    truncated : ndarray of bool, shape (n_queries,)
+        Queries whose path ``max_active`` stopped (before a step that would exceed it).
     """
 
     lambdas: np.ndarray
@@ -57,6 +59,7 @@ class LassoPath:
     cv_mse: np.ndarray | None
     final_index: np.ndarray
     final_coef: np.ndarray
+    truncated: np.ndarray | None = None
     path_index: list = field(default_factory=list)
     path_coef: list = field(default_factory=list)
 
@@ -97,6 +100,9 @@ def group_onehot(
 def center(values: torch.Tensor, weights: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
     """Subtract the weighted bucket means of every fit.
 
+    A bucket without weight in a fit (a CV fold whose training rows miss it) gets the fit's
+    overall weighted mean: its held-out rows are scored against that, not against an uncentred y.
+
     Parameters
     ----------
     values : Tensor of shape (n_subsets, n_fits, n_queries)
@@ -108,9 +114,10 @@ def center(values: torch.Tensor, weights: torch.Tensor, onehot: torch.Tensor) ->
     Tensor of shape (n_subsets, n_fits, n_queries)
     """
     m, F, Q = values.shape
-    sums = onehot.T @ (weights[:, :, None] * values).reshape(m, F * Q)
+    sums = (onehot.T @ (weights[:, :, None] * values).reshape(m, F * Q)).reshape(-1, F, Q)
     group_w = (onehot.T @ weights)[:, :, None]
-    means = torch.where(group_w > 0, sums.reshape(-1, F, Q) / group_w.clamp_min(1e-300), 0.0)
+    overall = sums.sum(0) / group_w.sum(0).clamp_min(1e-300)  # (F, Q)
+    means = torch.where(group_w > 0, sums / group_w.clamp_min(1e-300), overall)
     return values - (onehot @ means.reshape(-1, F * Q)).reshape(m, F, Q)
 
 
@@ -179,9 +186,24 @@ def lambda_max(X, Y, groups=None, scale=None) -> torch.Tensor:
 
 
 def kfold_weights(
-    n_rows: int, n_folds: int, rng: np.random.Generator
+    n_rows: int,
+    n_folds: int,
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+    units: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Training weights of K random folds plus the full-data fit, and the held-out rows.
+
+    Parameters
+    ----------
+    n_rows, n_folds : int
+    rng : numpy.random.Generator
+    strata : ndarray of int, shape (n_rows,), optional
+        Bucket of each row: the folds are stratified, each bucket dealt round-robin over the
+        folds in random order, so that a bucket of at least 2 units is in every training fold.
+    units : ndarray of int, shape (n_rows,), optional
+        Rows with equal ids (identical subsets) always share a fold; a unit goes with the stratum
+        of its first row.
 
     Returns
     -------
@@ -189,8 +211,20 @@ def kfold_weights(
         Column k < K is 0 on fold k and 1 elsewhere; the last column is all ones.
     held_out : ndarray of bool, shape (n_rows, n_folds)
     """
-    fold = np.empty(n_rows, dtype=int)
-    fold[rng.permutation(n_rows)] = np.arange(n_rows) % n_folds
+    units = np.arange(n_rows) if units is None else np.unique(units, return_inverse=True)[1]
+    strata = np.zeros(n_rows, dtype=int) if strata is None else np.asarray(strata)
+    n_units = units.max() + 1
+    if n_units < n_folds:
+        raise ValueError(f"n_folds: {n_folds} folds need as many distinct subsets, got {n_units}")
+    first = np.full(n_units, n_rows)
+    np.minimum.at(first, units, np.arange(n_rows))
+    unit_fold = np.empty(n_units, dtype=int)
+    dealt = int(rng.integers(n_folds))
+    for stratum in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata[first] == stratum))
+        unit_fold[members] = (dealt + np.arange(members.size)) % n_folds
+        dealt += members.size
+    fold = unit_fold[units]
     held_out = fold[:, None] == np.arange(n_folds)
     weights = np.concatenate([~held_out, np.ones((n_rows, 1), dtype=bool)], axis=1)
     return weights.astype(float), held_out
@@ -326,12 +360,15 @@ def lasso_path(
             stacklevel=2,
         )
     width = max(index.shape[1] for index, _ in last)
+    truncated = np.zeros(n_queries, dtype=bool)
+    truncated[capped] = True
     return LassoPath(
         lambdas=lambdas[: n_solved.max()].cpu().numpy(),
         n_solved=n_solved,
         cv_mse=np.stack(mse_steps) if mse_steps else None,
         final_index=np.stack([np.pad(i, [(0, 0), (0, width - i.shape[1])]) for i, _ in last], 1),
         final_coef=np.stack([np.pad(c, [(0, 0), (0, width - c.shape[1])]) for _, c in last], 1),
+        truncated=truncated,
         path_index=path_index,
         path_coef=path_coef,
     )
