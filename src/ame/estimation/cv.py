@@ -24,6 +24,8 @@ class CVFit:
         Chosen step.
     coef : ndarray of shape (n_queries, n_features)
         Full-data coefficients at the chosen step, in the units of X.
+    fold_coef : ndarray of shape (n_folds, n_queries, n_features)
+        Coefficients of every CV training fit at the chosen step (for cross-fitting).
     n_steps : ndarray of int, shape (n_queries,)
     truncated : ndarray of bool, shape (n_queries,)
     scale : Tensor of shape (n_features,) or None
@@ -34,6 +36,7 @@ class CVFit:
     cv_se: np.ndarray
     index: np.ndarray
     coef: np.ndarray
+    fold_coef: np.ndarray
     n_steps: np.ndarray
     truncated: np.ndarray
     scale: torch.Tensor | None
@@ -78,7 +81,7 @@ def cross_validate(est, X, Y, groups, weights, held_out) -> CVFit:
         groups=groups_t,
         scale=scale,
         held_out=torch.as_tensor(held_out),
-        keep_path=est.n_folds,
+        keep_path=slice(None),
         tol=est.tol,
         max_iter=est.max_iter,
         patience=est.patience if cv_rule else None,
@@ -92,13 +95,24 @@ def cross_validate(est, X, Y, groups, weights, held_out) -> CVFit:
     cv_mse = path.cv_mse.mean(1).T
     cv_se = path.cv_mse.std(1, ddof=1).T / np.sqrt(est.n_folds)
     index = choose(est.lambda_rule, cv_mse, cv_se)
-    coef = np.stack(
+    coef = np.stack(  # (n_fits, n_queries, n_features)
         [
-            sparse_to_dense(path.path_index[t][q], path.path_coef[t][q], X.shape[1])
+            sparse_to_dense(path.path_index[t][:, q], path.path_coef[t][:, q], X.shape[1])
             for q, t in enumerate(index)
-        ]
+        ],
+        1,
     )
-    return CVFit(path.lambdas.T, cv_mse, cv_se, index, coef, path.n_solved, path.truncated, scale)
+    return CVFit(
+        path.lambdas.T,
+        cv_mse,
+        cv_se,
+        index,
+        coef[-1],
+        coef[:-1],
+        path.n_solved,
+        path.truncated,
+        scale,
+    )
 
 
 def bootstrap_stderr(est, X, Y, groups, fit: CVFit, rng, ame_scale: float) -> np.ndarray:

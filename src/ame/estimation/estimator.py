@@ -234,10 +234,11 @@ class AMEEstimator:
             m, self.n_folds, rng, strata=groups, units=dsg.row_identity(masks)
         )
         coef = np.zeros((Q, X.shape[1]))
+        fold_coef = np.zeros((self.n_folds, Q, X.shape[1]))
         n_steps = 1
         if live.size and n_kept:
             cv = cross_validate(self, X, Y[:, live], groups, weights, held_out)
-            coef[live], n_steps = cv.coef, cv.lambdas.shape[1]
+            coef[live], fold_coef[:, live], n_steps = cv.coef, cv.fold_coef, cv.lambdas.shape[1]
         self.lambdas_ = np.zeros((Q, n_steps))
         self.cv_mse_, self.cv_se_ = np.full((Q, n_steps), np.nan), np.full((Q, n_steps), np.nan)
         self.lambda_index_, self.n_steps_ = np.zeros(Q, dtype=int), np.zeros(Q, dtype=int)
@@ -268,21 +269,23 @@ class AMEEstimator:
             self.stderr_ = np.zeros((Q, n_points))
             self.stderr_[live] = spread(boot[:, :n_kept], np.nan)
             self.stderr_[:, self.unidentifiable_] = np.nan
-        self._intervals(X, Y, coef, groups, p, constant, spread)
+        self._intervals(X, Y, fold_coef, held_out.argmax(1), groups, p, constant, spread)
         self.semivalue_ = estimand_name(design, self.featurization_)
         return self
 
-    def _intervals(self, X, Y, coef, groups, p, constant, spread) -> None:
+    def _intervals(self, X, Y, fold_coef, fold, groups, p, constant, spread) -> None:
         """Debiased estimates, intervals and p-values (overall and per p of a discrete design)."""
         n_kept = constant.shape[1] - self.unidentifiable_.sum()
-        residual = Y.copy()
-        for q in np.flatnonzero(~self.degenerate_):
-            active = np.flatnonzero(coef[q])
-            residual[:, q] -= X[:, active].double().cpu().numpy() @ coef[q, active]
-        residual -= behaviours.bucket_center(residual, groups)
+        residual = intervals.crossfit_residual(X, Y, fold_coef, fold, groups)
         d = dsg.denominators(p, self.featurization_)
         found = intervals.debiased(
-            X[:, :n_kept], residual, coef[:, :n_kept], groups, d, per_bucket=self.discrete_
+            X[:, :n_kept],
+            residual,
+            fold_coef[:, :, :n_kept],
+            groups,
+            d,
+            fold,
+            per_bucket=self.discrete_,
         )
         found.estimate[self.degenerate_], found.stderr[self.degenerate_] = 0.0, 0.0
         self.ame_debiased_ = spread(found.estimate, np.nan)

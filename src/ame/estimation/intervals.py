@@ -2,23 +2,25 @@
 
 The experiment is randomized: given p_i, the columns of row i are independent with mean 0, and
 ``E[X_in Y_i | p_i] = d_i AME_n(L_{p_i})`` with d_i = 1 (inverse features) or p_i(1−p_i)
-(centered ones). So for *any* coefficients β̂ and any function g of p,
+(centered ones). So for *any* coefficients β̂ that did not see row i and any function g of p,
 
     z_in = X_in (y_i − g(p_i) − Σ_{j≠n} X_ij β̂_j)
 
 has ``E[z_in | p_i] = d_i AME_n(L_{p_i})``: the other points' fitted effects only remove variance
-(a control variate), they cannot bias point n. The estimate is ``θ_n = Σ_i z_in / Σ_i d_i`` with
-β̂ the cross-validated LASSO fit (real and knockoff columns) and g the bucket means of its
-residuals; it equals the one-step debiased LASSO ``β̂ + Σ⁻¹ Xᵀ r / m`` with Σ = E[XᵀX]/m known
-(diagonal) and the diagonal of XᵀX/m taken from the data, so it undoes the LASSO's shrinkage. It
+(a control variate), they cannot bias point n. The estimate is ``θ_n = Σ_i z_in / Σ_i d_i``, with
+β̂ the LASSO fit (real and knockoff columns, at the chosen λ) of the CV fold that held row i out
+and g the bucket means of that fit's training residuals. Cross-fitting keeps z_in unbiased
+whatever λ selected (with the full-data fit instead, small fixed λ made the null p-values
+anti-conservative). It is the one-step debiased LASSO ``β̂ + Σ⁻¹ Xᵀ r / m`` with the known,
+diagonal Σ = E[XᵀX]/m (the diagonal of XᵀX/m taken from the data): it undoes the shrinkage. It
 estimates the same semivalue as ``ame_`` (the mean of AME(L_p) over the design's p for inverse
 features, the p(1−p)-tilted mean for centered ones) and needs no m > N.
 
-Standard errors come from the rows as independent draws (ratio estimator: influence
+Standard errors treat the rows as independent draws (ratio estimator: influence
 ``(z_in − θ_n d_i) / mean(d)``), so they cover the sampling of p, of the subsets and the training
-noise of the submodels; what they leave out is the dependence of β̂ on the same rows, of order
-s log N / m for s effects. For discrete designs the same sums inside one bucket give
-AME_n(L_p) at each p of the grid: every weighted Banzhaf value of the grid, with its interval.
+noise of the submodels; the fold fits add no bias, only a weak dependence between rows that the
+formula ignores. For discrete designs the same sums inside one bucket give AME_n(L_p) at each p
+of the grid: every weighted Banzhaf value of the grid, with its interval.
 """
 
 from __future__ import annotations
@@ -45,20 +47,43 @@ class Intervals:
     per_p_se: np.ndarray | None = None
 
 
-def debiased(X, residual, coef, groups, d, *, per_bucket=False) -> Intervals:
-    """Debiased AMEs and their standard errors for the columns of X.
+def crossfit_residual(X, Y, fold_coef, fold, groups) -> np.ndarray:
+    """Residuals of every row under the CV fit that did not see it, of shape (n_subsets, n_queries).
+
+    Row i of fold k gets ``y_i − x_i β̂_k − g_k(p_i)`` with β̂_k the fold's training fit and g_k
+    the bucket means of ``y − X β̂_k`` over the fold's training rows (their overall mean for a
+    bucket the training rows miss).
+    """
+    out = np.empty_like(Y)
+    G = int(groups.max()) + 1
+    for k in range(fold_coef.shape[0]):
+        rows, train = fold == k, fold != k
+        for q in range(Y.shape[1]):
+            active = np.flatnonzero(fold_coef[k, q])
+            res = Y[:, q] - X[:, active].double().cpu().numpy() @ fold_coef[k, q, active]
+            sums = np.bincount(groups[train], res[train], minlength=G)
+            counts = np.bincount(groups[train], minlength=G)
+            means = np.where(counts > 0, sums / np.maximum(counts, 1), res[train].mean())
+            out[rows, q] = res[rows] - means[groups[rows]]
+    return out
+
+
+def debiased(X, residual, coef, groups, d, fold, *, per_bucket=False) -> Intervals:
+    """Debiased AMEs and their standard errors for the columns of X, cross-fitted.
 
     Parameters
     ----------
     X : Tensor of shape (n_subsets, n_points)
         The real columns of the design.
     residual : ndarray of shape (n_subsets, n_queries)
-        ``y − g(p) − [X | X̃] β̂`` with g the bucket means.
-    coef : ndarray of shape (n_queries, n_points)
-        β̂ of the real columns, in the units of X.
+        :func:`crossfit_residual` of the fit on [X | X̃].
+    coef : ndarray of shape (n_folds, n_queries, n_points)
+        β̂ of the real columns in every fold's fit, in the units of X.
     groups : ndarray of int, shape (n_subsets,)
     d : ndarray of shape (n_subsets,)
         The denominators of :func:`ame.estimation.design.denominators`.
+    fold : ndarray of int, shape (n_subsets,)
+        The fold holding out each row: its β̂ is ``coef[fold[i]]``.
     per_bucket : bool
         Also estimate AME(L_p) in every bucket (discrete designs: one bucket per p).
     """
@@ -66,18 +91,20 @@ def debiased(X, residual, coef, groups, d, *, per_bucket=False) -> Intervals:
     Q = residual.shape[1]
     G = int(groups.max()) + 1
     r = torch.as_tensor(residual, dtype=torch.float64)
-    beta = torch.as_tensor(coef, dtype=torch.float64).T  # (N, Q)
+    coef = torch.as_tensor(coef, dtype=torch.float64)  # (K, Q, N)
+    fold = torch.as_tensor(fold).long()
     dt = torch.as_tensor(d, dtype=torch.float64)
     onehot = torch.nn.functional.one_hot(torch.as_tensor(groups).long(), G).double()
     shape = (Q, N)
     est, se = np.empty(shape), np.empty(shape)
     per_p = np.empty((G, Q, N)) if per_bucket else None
     per_p_se = np.empty((G, Q, N)) if per_bucket else None
-    d_sum, d_g = dt.sum(), onehot.T @ dt  # (), (G,)
-    step = max(1, _CHUNK_BYTES // (8 * m * Q * 2))
+    d_sum, d_g, n_g = dt.sum(), onehot.T @ dt, onehot.sum(0)  # (), (G,), (G,)
+    step = max(1, _CHUNK_BYTES // (8 * m * Q * 3))
     for s in range(0, N, step):
         x = X[:, s : s + step].double().cpu()  # (m, b)
-        z = x[:, :, None] * (r[:, None, :] + x[:, :, None] * beta[None, s : s + step, :])
+        beta = coef[:, :, s : s + step].permute(0, 2, 1)[fold]  # (m, b, Q)
+        z = x[:, :, None] * (r[:, None, :] + x[:, :, None] * beta)
         theta = z.sum(0) / d_sum  # (b, Q)
         psi = (z - theta[None] * dt[:, None, None]) / (d_sum / m)
         est[:, s : s + step] = theta.T.numpy()
@@ -91,9 +118,8 @@ def debiased(X, residual, coef, groups, d, *, per_bucket=False) -> Intervals:
                 - 2 * theta_g * torch.einsum("mg,mbq->gbq", onehot, z * dt[:, None, None])
                 + theta_g**2 * (onehot.T @ dt**2)[:, None, None]
             )
-            n_g = onehot.sum(0)[:, None, None]
-            mean_d = (d_g / onehot.sum(0))[:, None, None]
-            se_g = (sq.clamp_min(0) / (n_g * (n_g - 1))).sqrt() / mean_d
+            count = n_g[:, None, None]
+            se_g = (sq.clamp_min(0) / (count * (count - 1))).sqrt() / (d_g / n_g)[:, None, None]
             per_p[:, :, s : s + step] = theta_g.permute(0, 2, 1).numpy()
             per_p_se[:, :, s : s + step] = se_g.permute(0, 2, 1).numpy()
     return Intervals(est, se, per_p, per_p_se)

@@ -46,8 +46,8 @@ class LassoPath:
         after a query stopped early (``patience``).
     path_index, path_coef : list of ndarray
         Per step, the active columns (n_queries, width) and coefficients (n_queries, width) of the
-        fit named by ``keep_path``, in the units of X (meaningful up to each query's
-        ``n_solved``).
+        fit named by ``keep_path`` (with a leading fit axis when it is a slice), in the units of
+        X (meaningful up to each query's ``n_solved``).
     final_index, final_coef : ndarray of shape (n_fits, n_queries, width)
         Active columns and coefficients of every fit at each query's last completed step.
     truncated : ndarray of bool, shape (n_queries,)
@@ -239,7 +239,7 @@ def lasso_path(
     groups: torch.Tensor | None = None,
     scale: torch.Tensor | None = None,
     held_out: torch.Tensor | None = None,
-    keep_path: int | None = None,
+    keep_path: int | slice | None = None,
     tol: float = 1e-4,
     max_iter: int = 10_000,
     patience: int | None = None,
@@ -264,8 +264,9 @@ def lasso_path(
         Column scales: the penalty applies to ``β * scale`` (``column_scale`` standardizes).
     held_out : Tensor of bool of shape (n_subsets, n_held_out), optional
         Held-out rows of the first ``n_held_out`` fits, for the cross-validation error.
-    keep_path : int, optional
-        Fit whose coefficients are recorded at every step.
+    keep_path : int or slice, optional
+        Fit (or fits, e.g. ``slice(None)`` for all) whose coefficients are recorded at every
+        step.
     tol : float
         KKT tolerance, relative to each query's first penalty ``lambdas[0]``.
     max_iter : int
