@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from sklearn.linear_model import LassoCV
 
+from ame.estimation.cv import kfold_weights, sparse_to_dense
 from ame.estimation.design import featurize
-from ame.estimation.solver import kfold_weights, lambda_max, lasso_path, sparse_to_dense
+from ame.estimation.solver import lambda_max, lasso_path
 from ame.sampling import sample_subsets
 
 

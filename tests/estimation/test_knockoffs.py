@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ame.estimation.design import featurize
-from ame.estimation.estimator import AMEEstimator, KnockoffPowerWarning
-from ame.estimation.knockoffs import bh_select, knockoff_threshold
+from ame.estimation.estimator import AMEEstimator
+from ame.estimation.knockoffs import KnockoffPowerWarning, bh_select, knockoff_threshold
 from ame.sampling import STREAMS, pack_masks, sample_subsets
 from ame.sampling.streams import knockoff_rng
 

@@ -4,14 +4,14 @@ import torch
 from sklearn.linear_model import LassoCV
 from sklearn.linear_model import lasso_path as sk_lasso_path
 
-from ame.estimation.active_set import ConvergenceWarning, _fista
+from ame.estimation.active_set import ConvergenceWarning
+from ame.estimation.cv import kfold_weights, sparse_to_dense
+from ame.estimation.fista import _fista
 from ame.estimation.solver import (
     center,
     column_scale,
-    kfold_weights,
     lambda_max,
     lasso_path,
-    sparse_to_dense,
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -98,3 +98,13 @@ def check_data(masks, p, Y, n_points, subset_index):
         if subset_index.shape != (m,) or not np.issubdtype(subset_index.dtype, np.integer):
             raise ValueError(f"subset_index: expected {m} integers, one per row of masks")
     return masks, p, Y, n_points, subset_index
+
+
+def check_least_squares(rule, n_folds: int, n_columns: int, n_subsets: int) -> None:
+    """λ = 0 needs more training rows per fold than columns plus buckets."""
+    train_rows = n_subsets - -(-n_subsets // n_folds)
+    if not isinstance(rule, str) and rule == 0 and n_columns >= train_rows:
+        raise ValueError(
+            f"lambda_rule: 0 (least squares) needs more training rows per fold ({train_rows}) "
+            f"than columns plus buckets ({n_columns}); use a positive rule or more subsets"
+        )

@@ -1,4 +1,4 @@
-"""Cross-validated LASSO: the λ grid, the CV curve, the λ rule and the bootstrap at that λ."""
+"""Cross-validated LASSO: folds, the λ grid, the CV curve, the λ rule and the bootstrap at λ."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ame.estimation.solver import column_scale, lambda_max, lasso_path, sparse_to_dense
+from ame.estimation.solver import column_scale, lambda_max, lasso_path
 
 _BOOTSTRAP_STEPS = 20
 
@@ -40,6 +40,74 @@ class CVFit:
     n_steps: np.ndarray
     truncated: np.ndarray
     scale: torch.Tensor | None
+
+
+def sparse_to_dense(index: np.ndarray, coef: np.ndarray, n_features: int) -> np.ndarray:
+    """Scatter active-set coefficients into dense rows.
+
+    Parameters
+    ----------
+    index : ndarray of int, shape (..., width)
+        Column of each slot.
+    coef : ndarray of shape (..., width)
+        Coefficient of each slot; padding slots carry 0, so adding (not assigning) keeps the
+        column they point to intact.
+    n_features : int
+
+    Returns
+    -------
+    ndarray of shape (..., n_features)
+    """
+    out = np.zeros(index.shape[:-1] + (n_features,))
+    rows = int(np.prod(index.shape[:-1]))
+    flat = out.reshape(rows, n_features)
+    np.add.at(flat, (np.arange(rows)[:, None], index.reshape(rows, -1)), coef.reshape(rows, -1))
+    return out
+
+
+def kfold_weights(
+    n_rows: int,
+    n_folds: int,
+    rng: np.random.Generator,
+    strata: np.ndarray | None = None,
+    units: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training weights of K random folds plus the full-data fit, and the held-out rows.
+
+    Parameters
+    ----------
+    n_rows, n_folds : int
+    rng : numpy.random.Generator
+    strata : ndarray of int, shape (n_rows,), optional
+        Bucket of each row: the folds are stratified, each bucket dealt round-robin over the
+        folds in random order, so that a bucket of at least 2 units is in every training fold.
+    units : ndarray of int, shape (n_rows,), optional
+        Rows with equal ids (identical subsets) always share a fold; a unit goes with the stratum
+        of its first row.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_rows, n_folds + 1)
+        Column k < K is 0 on fold k and 1 elsewhere; the last column is all ones.
+    held_out : ndarray of bool, shape (n_rows, n_folds)
+    """
+    units = np.arange(n_rows) if units is None else np.unique(units, return_inverse=True)[1]
+    strata = np.zeros(n_rows, dtype=int) if strata is None else np.asarray(strata)
+    n_units = units.max() + 1
+    if n_units < n_folds:
+        raise ValueError(f"n_folds: {n_folds} folds need as many distinct subsets, got {n_units}")
+    first = np.full(n_units, n_rows)
+    np.minimum.at(first, units, np.arange(n_rows))
+    unit_fold = np.empty(n_units, dtype=int)
+    dealt = int(rng.integers(n_folds))
+    for stratum in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata[first] == stratum))
+        unit_fold[members] = (dealt + np.arange(members.size)) % n_folds
+        dealt += members.size
+    fold = unit_fold[units]
+    held_out = fold[:, None] == np.arange(n_folds)
+    weights = np.concatenate([~held_out, np.ones((n_rows, 1), dtype=bool)], axis=1)
+    return weights.astype(float), held_out
 
 
 def ratios(rule, n_lambdas: int, lambda_min_ratio: float) -> np.ndarray:
@@ -113,6 +181,37 @@ def cross_validate(est, X, Y, groups, weights, held_out) -> CVFit:
         path.truncated,
         scale,
     )
+
+
+def cross_validate_live(est, X, Y, live, groups, weights, held_out) -> tuple[CVFit, CVFit | None]:
+    """:func:`cross_validate` on the queries ``live`` (indices), the others left unfitted.
+
+    Returns the fit of all queries (zero coefficients, λ = 0, NaN CV errors, 0 steps where not
+    fitted) and the fit of the live queries alone (None when there is none).
+    """
+    Q, P, K = Y.shape[1], X.shape[1], est.n_folds
+    fit = (
+        None
+        if not live.size or not P
+        else cross_validate(est, X, Y[:, live], groups, weights, held_out)
+    )
+    steps = 1 if fit is None else fit.lambdas.shape[1]
+    full = CVFit(
+        lambdas=np.zeros((Q, steps)),
+        cv_mse=np.full((Q, steps), np.nan),
+        cv_se=np.full((Q, steps), np.nan),
+        index=np.zeros(Q, dtype=int),
+        coef=np.zeros((Q, P)),
+        fold_coef=np.zeros((K, Q, P)),
+        n_steps=np.zeros(Q, dtype=int),
+        truncated=np.zeros(Q, dtype=bool),
+        scale=None if fit is None else fit.scale,
+    )
+    if fit is not None:
+        for name in ("lambdas", "cv_mse", "cv_se", "index", "coef", "n_steps", "truncated"):
+            getattr(full, name)[live] = getattr(fit, name)
+        full.fold_coef[:, live] = fit.fold_coef
+    return full, fit
 
 
 def bootstrap_stderr(est, X, Y, groups, fit: CVFit, rng, ame_scale: float) -> np.ndarray:

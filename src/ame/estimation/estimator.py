@@ -8,21 +8,14 @@ Benjamini–Hochberg in :mod:`~ame.estimation.knockoffs`, the debiased intervals
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from ame.estimation import behaviours, intervals, knockoffs
 from ame.estimation import design as dsg
-from ame.estimation._validation import check_data, check_params
-from ame.estimation.cv import bootstrap_stderr, cross_validate
+from ame.estimation._validation import check_data, check_least_squares, check_params
+from ame.estimation.cv import bootstrap_stderr, cross_validate_live, kfold_weights
 from ame.estimation.semivalues import estimand_name
-from ame.estimation.solver import kfold_weights
 from ame.sampling import Design
-
-
-class KnockoffPowerWarning(UserWarning):
-    """Knockoff+ at the requested FDR q cannot select anything: fewer than 1/q W > 0."""
 
 
 class AMEEstimator:
@@ -217,7 +210,9 @@ class AMEEstimator:
         self.degenerate_ = behaviours.degenerate(Y, groups)
         live = np.flatnonzero(~self.degenerate_)
         n_kept = keep.size
-        self._check_least_squares(n_kept * (1 + self.knockoffs) + groups.max() + 1, m)
+        check_least_squares(
+            self.lambda_rule, self.n_folds, n_kept * (1 + self.knockoffs) + groups.max() + 1, m
+        )
         X = dsg.featurize(
             masks,
             p,
@@ -230,92 +225,46 @@ class AMEEstimator:
         if n_kept < n_points:
             X = X[:, np.r_[keep, keep + n_points] if self.knockoffs else keep]
         self.ame_scale_ = dsg.ame_scale(p, self.featurization_)
-        weights, held_out = kfold_weights(
-            m, self.n_folds, rng, strata=groups, units=dsg.row_identity(masks)
-        )
-        coef = np.zeros((Q, X.shape[1]))
-        fold_coef = np.zeros((self.n_folds, Q, X.shape[1]))
-        n_steps = 1
-        if live.size and n_kept:
-            cv = cross_validate(self, X, Y[:, live], groups, weights, held_out)
-            coef[live], fold_coef[:, live], n_steps = cv.coef, cv.fold_coef, cv.lambdas.shape[1]
-        self.lambdas_ = np.zeros((Q, n_steps))
-        self.cv_mse_, self.cv_se_ = np.full((Q, n_steps), np.nan), np.full((Q, n_steps), np.nan)
-        self.lambda_index_, self.n_steps_ = np.zeros(Q, dtype=int), np.zeros(Q, dtype=int)
-        self.path_truncated_ = np.zeros(Q, dtype=bool)
-        if live.size and n_kept:
-            self.lambdas_[live], self.cv_mse_[live], self.cv_se_[live] = (
-                cv.lambdas,
-                cv.cv_mse,
-                cv.cv_se,
-            )
-            self.lambda_index_[live], self.n_steps_[live] = cv.index, cv.n_steps
-            self.path_truncated_[live] = cv.truncated
+        units = dsg.row_identity(masks)
+        weights, held_out = kfold_weights(m, self.n_folds, rng, strata=groups, units=units)
+        cv, live_fit = cross_validate_live(self, X, Y, live, groups, weights, held_out)
+        self.lambdas_, self.cv_mse_, self.cv_se_ = cv.lambdas, cv.cv_mse, cv.cv_se
+        self.lambda_index_, self.n_steps_, self.path_truncated_ = cv.index, cv.n_steps, cv.truncated
         self.lambda_ = self.lambdas_[np.arange(Q), self.lambda_index_]
         self.lambda_at_path_end_ = self.path_truncated_ & (self.lambda_index_ == self.n_steps_ - 1)
 
-        def spread(values, fill):  # (Q, kept columns) -> (Q, n_points), fill where unidentified
+        def spread(values, fill=np.nan):  # (..., kept columns) -> (..., n_points)
             out = np.full(values.shape[:-1] + (n_points,), fill)
             out[..., keep] = values
             return out
 
-        self.ame_ = spread(self.ame_scale_ * coef[:, :n_kept], np.nan)
+        self.ame_ = spread(self.ame_scale_ * cv.coef[:, :n_kept])
         self.knockoff_ame_ = (
-            spread(self.ame_scale_ * coef[:, n_kept:], np.nan) if self.knockoffs else None
+            spread(self.ame_scale_ * cv.coef[:, n_kept:]) if self.knockoffs else None
         )
         self.stderr_ = None
-        if self.n_bootstrap and live.size and n_kept:
-            boot = bootstrap_stderr(self, X, Y[:, live], groups, cv, rng, self.ame_scale_)
+        if self.n_bootstrap and live_fit is not None:
+            boot = bootstrap_stderr(self, X, Y[:, live], groups, live_fit, rng, self.ame_scale_)
             self.stderr_ = np.zeros((Q, n_points))
-            self.stderr_[live] = spread(boot[:, :n_kept], np.nan)
+            self.stderr_[live] = spread(boot[:, :n_kept])
             self.stderr_[:, self.unidentifiable_] = np.nan
-        self._intervals(X, Y, fold_coef, held_out.argmax(1), groups, p, constant, spread)
-        self.semivalue_ = estimand_name(design, self.featurization_)
-        return self
-
-    def _intervals(self, X, Y, fold_coef, fold, groups, p, constant, spread) -> None:
-        """Debiased estimates, intervals and p-values (overall and per p of a discrete design)."""
-        n_kept = constant.shape[1] - self.unidentifiable_.sum()
-        residual = intervals.crossfit_residual(X, Y, fold_coef, fold, groups)
-        d = dsg.denominators(p, self.featurization_)
+        fold = held_out.argmax(1)
         found = intervals.debiased(
             X[:, :n_kept],
-            residual,
-            fold_coef[:, :, :n_kept],
+            intervals.crossfit_residual(X, Y, cv.fold_coef, fold, groups),
+            cv.fold_coef[:, :, :n_kept],
             groups,
-            d,
+            dsg.denominators(p, self.featurization_),
             fold,
             per_bucket=self.discrete_,
         )
-        found.estimate[self.degenerate_], found.stderr[self.degenerate_] = 0.0, 0.0
-        self.ame_debiased_ = spread(found.estimate, np.nan)
-        self.ame_se_ = spread(found.stderr, np.nan)
-        self.ci_low_, self.ci_high_ = intervals.confidence_interval(
-            self.ame_debiased_, self.ame_se_, self.ci_level
-        )
-        self.pvalues_ = intervals.two_sided_pvalues(self.ame_debiased_, self.ame_se_)
-        self.p_grid_ = self.ame_per_p_ = self.ame_per_p_se_ = None
-        self.ame_per_p_ci_low_ = self.ame_per_p_ci_high_ = None
-        if self.discrete_:
-            self.p_grid_ = np.unique(p)
-            per_p, per_p_se = found.per_p, found.per_p_se
-            per_p[:, self.degenerate_], per_p_se[:, self.degenerate_] = 0.0, 0.0
-            per_p, per_p_se = spread(per_p, np.nan), spread(per_p_se, np.nan)
-            gone = np.broadcast_to(constant[:, None, :], per_p.shape)
-            per_p[gone], per_p_se[gone] = np.nan, np.nan
-            self.ame_per_p_, self.ame_per_p_se_ = per_p, per_p_se
-            self.ame_per_p_ci_low_, self.ame_per_p_ci_high_ = intervals.confidence_interval(
-                per_p, per_p_se, self.ci_level
-            )
-
-    def _check_least_squares(self, n_columns: int, n_subsets: int) -> None:
-        train_rows = n_subsets - -(-n_subsets // self.n_folds)
-        rule = self.lambda_rule
-        if not isinstance(rule, str) and rule == 0 and n_columns >= train_rows:
-            raise ValueError(
-                f"lambda_rule: 0 (least squares) needs more training rows per fold ({train_rows}) "
-                f"than columns plus buckets ({n_columns}); use a positive rule or more subsets"
-            )
+        p_grid = np.unique(p) if self.discrete_ else None
+        for name, value in intervals.attributes(
+            found, self.degenerate_, constant, spread, self.ci_level, p_grid
+        ).items():
+            setattr(self, name, value)
+        self.semivalue_ = estimand_name(design, self.featurization_)
+        return self
 
     def select(self, fdr=None, direction="positive", knockoff_plus=None, rule=None) -> np.ndarray:
         """Points selected at a controlled false discovery rate, per query.
@@ -358,15 +307,7 @@ class AMEEstimator:
         W = knockoffs.knockoff_statistic(self.ame_, self.knockoff_ame_, direction)
         W[self.degenerate_] = 0.0
         if plus:
-            blind = np.flatnonzero(~knockoffs.knockoff_can_select(W, fdr) & ~self.degenerate_)
-            if blind.size:
-                warnings.warn(
-                    f"select: Knockoff+ at fdr={fdr} needs at least {int(np.ceil(1 / fdr))} "
-                    f"points with W > 0 to select any; queries {blind.tolist()} have fewer and "
-                    "select nothing (use rule='bh', knockoff_plus=False or a larger fdr)",
-                    KnockoffPowerWarning,
-                    stacklevel=2,
-                )
+            knockoffs.warn_if_blind(W, fdr, self.degenerate_)
         return knockoffs.knockoff_select(W, fdr, plus)
 
     def knockoff_can_select(self, fdr=None, direction="positive") -> np.ndarray:

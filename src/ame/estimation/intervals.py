@@ -125,6 +125,32 @@ def debiased(X, residual, coef, groups, d, fold, *, per_bucket=False) -> Interva
     return Intervals(est, se, per_p, per_p_se)
 
 
+def attributes(found: Intervals, degenerate, constant, spread, level, p_grid) -> dict:
+    """The estimator's interval attributes from :func:`debiased` on the identifiable points.
+
+    Degenerate queries get estimates 0 with standard error 0; ``spread`` scatters the columns of
+    the identifiable points into all points (NaN elsewhere); per-p values are NaN where the
+    point's membership is constant in that bucket (``constant``, (n_buckets, n_points)).
+    """
+    found.estimate[degenerate], found.stderr[degenerate] = 0.0, 0.0
+    out = {"ame_debiased_": spread(found.estimate), "ame_se_": spread(found.stderr)}
+    out["ci_low_"], out["ci_high_"] = confidence_interval(
+        out["ame_debiased_"], out["ame_se_"], level
+    )
+    out["pvalues_"] = two_sided_pvalues(out["ame_debiased_"], out["ame_se_"])
+    names = ("ame_per_p_", "ame_per_p_se_", "ame_per_p_ci_low_", "ame_per_p_ci_high_")
+    out.update(dict.fromkeys(names), p_grid_=p_grid)
+    if found.per_p is not None:
+        per_p, per_p_se = found.per_p, found.per_p_se
+        per_p[:, degenerate], per_p_se[:, degenerate] = 0.0, 0.0
+        per_p, per_p_se = spread(per_p), spread(per_p_se)
+        gone = np.broadcast_to(constant[:, None, :], per_p.shape)
+        per_p[gone], per_p_se[gone] = np.nan, np.nan
+        low, high = confidence_interval(per_p, per_p_se, level)
+        out.update(zip(names, (per_p, per_p_se, low, high), strict=True))
+    return out
+
+
 def confidence_interval(estimate, stderr, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Normal interval ``estimate ± z_{(1+level)/2} · stderr``: (low, high)."""
     half = ndtri(0.5 + level / 2) * stderr

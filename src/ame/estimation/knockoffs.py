@@ -13,7 +13,9 @@ randomized design gives (columns independent given p) up to the estimation of th
 
 from __future__ import annotations
 
+import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -70,6 +72,24 @@ def knockoff_can_select(W: np.ndarray, fdr: float) -> np.ndarray:
     """
     n_positive = (np.nan_to_num(W, nan=0.0) > 0).sum(1)
     return n_positive * fdr >= 1
+
+
+class KnockoffPowerWarning(UserWarning):
+    """Knockoff+ at the requested FDR q cannot select anything: fewer than 1/q W > 0."""
+
+
+def warn_if_blind(W: np.ndarray, fdr: float, skip: np.ndarray) -> None:
+    """Warn (KnockoffPowerWarning) about the queries, except ``skip``, where Knockoff+ is blind."""
+    blind = np.flatnonzero(~knockoff_can_select(W, fdr) & ~skip)
+    if blind.size:
+        needed = math.ceil(1 / fdr) if fdr > 0 else math.inf
+        warnings.warn(
+            f"select: Knockoff+ at fdr={fdr} needs at least {needed} points with W > 0 to "
+            f"select any; queries {blind.tolist()} have fewer and select nothing (use "
+            "rule='bh', knockoff_plus=False or a larger fdr)",
+            KnockoffPowerWarning,
+            stacklevel=3,
+        )
 
 
 def one_sided_pvalues(estimate, stderr, direction: str) -> np.ndarray:

@@ -5,8 +5,9 @@ Every fit solves, for one query column y and one row-weight vector w,
     min_β  1/(2 Σ_i w_i) Σ_i w_i (y_i − ȳ_g(i) − (x_i − μ_g(i)) β)² + λ Σ_j scale_j |β_j|
 
 where ȳ_g, μ_g are the w-weighted means inside bucket g: one unpenalized indicator per bucket, no
-global intercept. Cross-validation folds, the full-data fit and bootstrap replicates are all just
-columns of a row-weight matrix (n_subsets × n_fits), so one pass over the design serves them all.
+global intercept. Cross-validation folds (:func:`ame.estimation.cv.kfold_weights`), the
+full-data fit and bootstrap replicates are all just columns of a row-weight matrix
+(n_subsets × n_fits), so one pass over the design serves them all.
 
 Per λ step the solver (1) screens columns with the sequential strong rule, (2) solves the restricted
 problems on per-fit active sets with cached float64 Grams by batched FISTA (:mod:`ame.active_set`)
@@ -62,29 +63,6 @@ class LassoPath:
     truncated: np.ndarray | None = None
     path_index: list = field(default_factory=list)
     path_coef: list = field(default_factory=list)
-
-
-def sparse_to_dense(index: np.ndarray, coef: np.ndarray, n_features: int) -> np.ndarray:
-    """Scatter active-set coefficients into dense rows.
-
-    Parameters
-    ----------
-    index : ndarray of int, shape (..., width)
-        Column of each slot.
-    coef : ndarray of shape (..., width)
-        Coefficient of each slot; padding slots carry 0, so adding (not assigning) keeps the
-        column they point to intact.
-    n_features : int
-
-    Returns
-    -------
-    ndarray of shape (..., n_features)
-    """
-    out = np.zeros(index.shape[:-1] + (n_features,))
-    rows = int(np.prod(index.shape[:-1]))
-    flat = out.reshape(rows, n_features)
-    np.add.at(flat, (np.arange(rows)[:, None], index.reshape(rows, -1)), coef.reshape(rows, -1))
-    return out
 
 
 def group_onehot(
@@ -183,51 +161,6 @@ def lambda_max(X, Y, groups=None, scale=None) -> torch.Tensor:
     yc = center(Y.double()[:, None, :], ones, onehot) / m
     scale = torch.ones(X.shape[1], dtype=torch.float64, device=X.device) if scale is None else scale
     return _abs_correlation(X, yc, scale).amax(0)[0].double()
-
-
-def kfold_weights(
-    n_rows: int,
-    n_folds: int,
-    rng: np.random.Generator,
-    strata: np.ndarray | None = None,
-    units: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training weights of K random folds plus the full-data fit, and the held-out rows.
-
-    Parameters
-    ----------
-    n_rows, n_folds : int
-    rng : numpy.random.Generator
-    strata : ndarray of int, shape (n_rows,), optional
-        Bucket of each row: the folds are stratified, each bucket dealt round-robin over the
-        folds in random order, so that a bucket of at least 2 units is in every training fold.
-    units : ndarray of int, shape (n_rows,), optional
-        Rows with equal ids (identical subsets) always share a fold; a unit goes with the stratum
-        of its first row.
-
-    Returns
-    -------
-    weights : ndarray of shape (n_rows, n_folds + 1)
-        Column k < K is 0 on fold k and 1 elsewhere; the last column is all ones.
-    held_out : ndarray of bool, shape (n_rows, n_folds)
-    """
-    units = np.arange(n_rows) if units is None else np.unique(units, return_inverse=True)[1]
-    strata = np.zeros(n_rows, dtype=int) if strata is None else np.asarray(strata)
-    n_units = units.max() + 1
-    if n_units < n_folds:
-        raise ValueError(f"n_folds: {n_folds} folds need as many distinct subsets, got {n_units}")
-    first = np.full(n_units, n_rows)
-    np.minimum.at(first, units, np.arange(n_rows))
-    unit_fold = np.empty(n_units, dtype=int)
-    dealt = int(rng.integers(n_folds))
-    for stratum in np.unique(strata):
-        members = rng.permutation(np.flatnonzero(strata[first] == stratum))
-        unit_fold[members] = (dealt + np.arange(members.size)) % n_folds
-        dealt += members.size
-    fold = unit_fold[units]
-    held_out = fold[:, None] == np.arange(n_folds)
-    weights = np.concatenate([~held_out, np.ones((n_rows, 1), dtype=bool)], axis=1)
-    return weights.astype(float), held_out
 
 
 def lasso_path(
