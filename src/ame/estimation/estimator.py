@@ -132,7 +132,7 @@ class AMEEstimator:
         n_p_bins=10,
         standardize=True,
         robust=None,
-        outlier_z=5.0,
+        outlier_z=10.0,
         patience=10,
         max_active=1000,
         tol=1e-4,
@@ -207,6 +207,8 @@ class AMEEstimator:
         self.n_outliers_ = (np.abs(z) > self.outlier_z).sum(0)
         if self.robust == "winsorize":
             Y = behaviours.winsorize(Y, groups, self.outlier_z)
+        else:
+            behaviours.warn_outliers(self.n_outliers_, self.outlier_z)
         self.degenerate_ = behaviours.degenerate(Y, groups)
         live = np.flatnonzero(~self.degenerate_)
         n_kept = keep.size

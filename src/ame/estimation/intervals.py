@@ -99,25 +99,27 @@ def debiased(X, residual, coef, groups, d, fold, *, per_bucket=False) -> Interva
     est, se = np.empty(shape), np.empty(shape)
     per_p = np.empty((G, Q, N)) if per_bucket else None
     per_p_se = np.empty((G, Q, N)) if per_bucket else None
-    d_sum, d_g, n_g = dt.sum(), onehot.T @ dt, onehot.sum(0)  # (), (G,), (G,)
+    d_g, dd_g, n_g = onehot.T @ dt, onehot.T @ dt**2, onehot.sum(0)  # (G,) each
     step = max(1, _CHUNK_BYTES // (8 * m * Q * 3))
     for s in range(0, N, step):
         x = X[:, s : s + step].double().cpu()  # (m, b)
         beta = coef[:, :, s : s + step].permute(0, 2, 1)[fold]  # (m, b, Q)
         z = x[:, :, None] * (r[:, None, :] + x[:, :, None] * beta)
-        theta = z.sum(0) / d_sum  # (b, Q)
-        psi = (z - theta[None] * dt[:, None, None]) / (d_sum / m)
+        b = z.shape[1]
+        # bucket sums of z, z² and z d; Σ (z − θ d)² = Σ z² − 2 θ Σ z d + θ² Σ d², per bucket
+        # and over all rows (the sums of the bucket sums)
+        zg, zz, zd = (
+            (onehot.T @ v.reshape(m, -1)).reshape(G, b, Q)
+            for v in (z, z * z, z * dt[:, None, None])
+        )
+        theta = zg.sum(0) / d_g.sum()  # (b, Q)
+        sq = zz.sum(0) - 2 * theta * zd.sum(0) + theta**2 * dd_g.sum()
         est[:, s : s + step] = theta.T.numpy()
-        se[:, s : s + step] = (psi.pow(2).sum(0) / (m * (m - 1))).sqrt().T.numpy()
+        mean_d = d_g.sum() / m
+        se[:, s : s + step] = ((sq.clamp_min(0) / (m * (m - 1))).sqrt() / mean_d).T.numpy()
         if per_bucket:
-            zg = torch.einsum("mg,mbq->gbq", onehot, z)
             theta_g = zg / d_g[:, None, None]  # (G, b, Q)
-            # sum over the rows of bucket g of (z − θ_g d)², expanded into bucket sums
-            sq = (
-                torch.einsum("mg,mbq->gbq", onehot, z * z)
-                - 2 * theta_g * torch.einsum("mg,mbq->gbq", onehot, z * dt[:, None, None])
-                + theta_g**2 * (onehot.T @ dt**2)[:, None, None]
-            )
+            sq = zz - 2 * theta_g * zd + theta_g**2 * dd_g[:, None, None]
             count = n_g[:, None, None]
             se_g = (sq.clamp_min(0) / (count * (count - 1))).sqrt() / (d_g / n_g)[:, None, None]
             per_p[:, :, s : s + step] = theta_g.permute(0, 2, 1).numpy()
