@@ -245,11 +245,11 @@ class AMEEstimator:
             spread(self.ame_scale_ * cv.coef[:, n_kept:]) if self.knockoffs else None
         )
         self.stderr_ = None
-        if self.n_bootstrap and live_fit is not None:
-            boot = bootstrap_stderr(self, X, Y[:, live], groups, live_fit, rng, self.ame_scale_)
-            self.stderr_ = np.zeros((Q, n_points))
-            self.stderr_[live] = spread(boot[:, :n_kept])
-            self.stderr_[:, self.unidentifiable_] = np.nan
+        if self.n_bootstrap:
+            self.stderr_ = spread(np.zeros((Q, n_kept)))
+            if live_fit is not None:
+                boot = bootstrap_stderr(self, X, Y[:, live], groups, live_fit, rng, self.ame_scale_)
+                self.stderr_[live] = spread(boot[:, :n_kept])
         fold = held_out.argmax(1)
         found = intervals.debiased(
             X[:, :n_kept],
