@@ -173,8 +173,10 @@ def constant_membership(masks, n_points: int, groups: np.ndarray) -> np.ndarray:
 
 def row_identity(masks) -> np.ndarray:
     """Id of each row's subset, equal for identical mask rows, of shape (n_subsets,)."""
-    rows = np.ascontiguousarray(masks).view(np.uint8).reshape(len(masks), -1)
-    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    rows = masks if masks.dtype == np.uint8 else np.packbits(masks, axis=1, bitorder="little")
+    rows = np.ascontiguousarray(rows)
+    keys = rows.view(np.dtype((np.void, rows.shape[1]))).ravel()  # one opaque key per row
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     rank = np.empty(first.size, dtype=int)
     rank[np.argsort(first)] = np.arange(first.size)  # ids in order of first appearance
     return rank[inverse.ravel()]

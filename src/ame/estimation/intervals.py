@@ -88,42 +88,58 @@ def debiased(X, residual, coef, groups, d, fold, *, per_bucket=False) -> Interva
         Also estimate AME(L_p) in every bucket (discrete designs: one bucket per p).
     """
     m, N = X.shape
-    Q = residual.shape[1]
-    G = int(groups.max()) + 1
+    Q, K, G = residual.shape[1], coef.shape[0], int(groups.max()) + 1
     r = torch.as_tensor(residual, dtype=torch.float64)
     coef = torch.as_tensor(coef, dtype=torch.float64)  # (K, Q, N)
-    fold = torch.as_tensor(fold).long()
     dt = torch.as_tensor(d, dtype=torch.float64)
-    onehot = torch.nn.functional.one_hot(torch.as_tensor(groups).long(), G).double()
-    shape = (Q, N)
-    est, se = np.empty(shape), np.empty(shape)
+    one_hot = torch.nn.functional.one_hot
+    onehot = one_hot(torch.as_tensor(groups).long(), G).double()  # (m, G)
+    cells = one_hot(torch.as_tensor(fold).long() * G + torch.as_tensor(groups), K * G).double()
+    # z_in = x r + x² β_k(i): the bucket sums of z, z² and z d are sums over the (fold, bucket)
+    # cells of x^a times row weights, i.e. products of the powers of X with these matrices
+    r_g = (onehot[:, :, None] * r[:, None, :]).reshape(m, G * Q)
+    by_x = torch.cat([r_g, r_g * dt[:, None]], 1)  # Σ x r, Σ x r d per bucket
+    by_x2 = torch.cat(  # Σ x² r², and Σ x², Σ x² d per cell
+        [(onehot[:, :, None] * (r * r)[:, None, :]).reshape(m, G * Q), cells, cells * dt[:, None]],
+        1,
+    )
+    by_x3 = (cells[:, :, None] * r[:, None, :]).reshape(m, K * G * Q)  # Σ x³ r per cell
+    est, se = np.empty((Q, N)), np.empty((Q, N))
     per_p = np.empty((G, Q, N)) if per_bucket else None
     per_p_se = np.empty((G, Q, N)) if per_bucket else None
     d_g, dd_g, n_g = onehot.T @ dt, onehot.T @ dt**2, onehot.sum(0)  # (G,) each
-    step = max(1, _CHUNK_BYTES // (8 * m * Q * 3))
+    step = max(1, _CHUNK_BYTES // (8 * max(m, K * G * Q) * 4))
     for s in range(0, N, step):
         x = X[:, s : s + step].double().cpu()  # (m, b)
-        beta = coef[:, :, s : s + step].permute(0, 2, 1)[fold]  # (m, b, Q)
-        z = x[:, :, None] * (r[:, None, :] + x[:, :, None] * beta)
-        b = z.shape[1]
-        # bucket sums of z, z² and z d; Σ (z − θ d)² = Σ z² − 2 θ Σ z d + θ² Σ d², per bucket
-        # and over all rows (the sums of the bucket sums)
-        zg, zz, zd = (
-            (onehot.T @ v.reshape(m, -1)).reshape(G, b, Q)
-            for v in (z, z * z, z * dt[:, None, None])
+        b = x.shape[1]
+        x2 = x * x
+        xr, xrd = (x.T @ by_x).reshape(b, 2, G, Q).unbind(1)
+        moments = x2.T @ by_x2
+        x2r2 = moments[:, : G * Q].reshape(b, G, Q)
+        x2c, x2dc = moments[:, G * Q :].reshape(b, 2, K, G).unbind(1)
+        x3r = ((x2 * x).T @ by_x3).reshape(b, K, G, Q)
+        x4 = ((x2 * x2).T @ cells).reshape(b, K, G)
+        beta = coef[:, :, s : s + step].permute(2, 0, 1)  # (b, K, Q)
+        zg = xr + torch.einsum("bkg,bkq->bgq", x2c, beta)
+        zz = (
+            x2r2
+            + 2 * torch.einsum("bkgq,bkq->bgq", x3r, beta)
+            + torch.einsum("bkg,bkq->bgq", x4, beta * beta)
         )
-        theta = zg.sum(0) / d_g.sum()  # (b, Q)
-        sq = zz.sum(0) - 2 * theta * zd.sum(0) + theta**2 * dd_g.sum()
+        zd = xrd + torch.einsum("bkg,bkq->bgq", x2dc, beta)
+        # Σ (z − θ d)² = Σ z² − 2 θ Σ z d + θ² Σ d², per bucket and over all rows
+        theta = zg.sum(1) / d_g.sum()  # (b, Q)
+        sq = zz.sum(1) - 2 * theta * zd.sum(1) + theta**2 * dd_g.sum()
         est[:, s : s + step] = theta.T.numpy()
         mean_d = d_g.sum() / m
         se[:, s : s + step] = ((sq.clamp_min(0) / (m * (m - 1))).sqrt() / mean_d).T.numpy()
         if per_bucket:
-            theta_g = zg / d_g[:, None, None]  # (G, b, Q)
-            sq = zz - 2 * theta_g * zd + theta_g**2 * dd_g[:, None, None]
-            count = n_g[:, None, None]
-            se_g = (sq.clamp_min(0) / (count * (count - 1))).sqrt() / (d_g / n_g)[:, None, None]
-            per_p[:, :, s : s + step] = theta_g.permute(0, 2, 1).numpy()
-            per_p_se[:, :, s : s + step] = se_g.permute(0, 2, 1).numpy()
+            theta_g = zg / d_g[None, :, None]  # (b, G, Q)
+            sq = zz - 2 * theta_g * zd + theta_g**2 * dd_g[None, :, None]
+            count = n_g[None, :, None]
+            se_g = (sq.clamp_min(0) / (count * (count - 1))).sqrt() / (d_g / n_g)[None, :, None]
+            per_p[:, :, s : s + step] = theta_g.permute(1, 2, 0).numpy()
+            per_p_se[:, :, s : s + step] = se_g.permute(1, 2, 0).numpy()
     return Intervals(est, se, per_p, per_p_se)
 
 
