@@ -9,6 +9,7 @@ Benjamini–Hochberg in :mod:`~ame.estimation.knockoffs`, the debiased intervals
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ame.estimation import behaviours, intervals, knockoffs
 from ame.estimation import design as dsg
@@ -225,7 +226,8 @@ class AMEEstimator:
             device=self.device,
         )
         if n_kept < n_points:
-            X = X[:, np.r_[keep, keep + n_points] if self.knockoffs else keep]
+            columns = np.r_[keep, keep + n_points] if self.knockoffs else keep
+            X = X[:, torch.as_tensor(columns, device=X.device)]
         self.ame_scale_ = dsg.ame_scale(p, self.featurization_)
         units = dsg.row_identity(masks)
         weights, held_out = kfold_weights(m, self.n_folds, rng, strata=groups, units=units)

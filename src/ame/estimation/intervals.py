@@ -60,7 +60,8 @@ def crossfit_residual(X, Y, fold_coef, fold, groups) -> np.ndarray:
         rows, train = fold == k, fold != k
         for q in range(Y.shape[1]):
             active = np.flatnonzero(fold_coef[k, q])
-            res = Y[:, q] - X[:, active].double().cpu().numpy() @ fold_coef[k, q, active]
+            x = X[:, torch.as_tensor(active, device=X.device)].double().cpu().numpy()
+            res = Y[:, q] - x @ fold_coef[k, q, active]
             sums = np.bincount(groups[train], res[train], minlength=G)
             counts = np.bincount(groups[train], minlength=G)
             means = np.where(counts > 0, sums / np.maximum(counts, 1), res[train].mean())
