@@ -100,8 +100,12 @@ def check_data(masks, p, Y, n_points, subset_index):
     return masks, p, Y, n_points, subset_index
 
 
-def check_least_squares(rule, n_folds: int, n_columns: int, n_subsets: int) -> None:
-    """λ = 0 needs more training rows per fold than columns plus buckets."""
+def check_least_squares(rule, n_folds: int, n_columns: int | None, n_subsets: int) -> None:
+    """K folds need K subsets; λ = 0 needs more training rows per fold than columns plus buckets."""
+    if n_folds > n_subsets:
+        raise ValueError(f"n_folds: {n_folds} folds need at least as many subsets, got {n_subsets}")
+    if n_columns is None:
+        return
     train_rows = n_subsets - -(-n_subsets // n_folds)
     if not isinstance(rule, str) and rule == 0 and n_columns >= train_rows:
         raise ValueError(

@@ -182,6 +182,13 @@ def row_identity(masks) -> np.ndarray:
     return rank[inverse.ravel()]
 
 
+def scatter_columns(values: np.ndarray, columns: np.ndarray, n_points: int) -> np.ndarray:
+    """Values of some points, (..., len(columns)), placed in (..., n_points); NaN elsewhere."""
+    out = np.full(values.shape[:-1] + (n_points,), np.nan)
+    out[..., columns] = values
+    return out
+
+
 def denominators(p: np.ndarray, featurization: str) -> np.ndarray:
     """d_i with E[X_in Y_i | p_i] = d_i AME_n(L_{p_i}): 1 (inverse) or p_i(1−p_i) (centered)."""
     return np.ones_like(p) if featurization == "inverse" else p * (1 - p)

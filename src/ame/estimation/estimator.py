@@ -8,6 +8,8 @@ Benjamini–Hochberg in :mod:`~ame.estimation.knockoffs`, the debiased intervals
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -191,10 +193,7 @@ class AMEEstimator:
         check_params(self)
         masks, p, Y, n_points, subset_index = check_data(masks, p, Y, n_points, subset_index)
         m, Q = Y.shape
-        if self.n_folds > m:
-            raise ValueError(
-                f"n_folds: {self.n_folds} folds need at least as many subsets, got {m}"
-            )
+        check_least_squares(self.lambda_rule, self.n_folds, None, m)
         seed = self.random_state
         seed = np.random.SeedSequence().entropy if seed is None else seed
         rng = np.random.default_rng(seed)
@@ -237,11 +236,7 @@ class AMEEstimator:
         self.lambda_ = self.lambdas_[np.arange(Q), self.lambda_index_]
         self.lambda_at_path_end_ = self.path_truncated_ & (self.lambda_index_ == self.n_steps_ - 1)
 
-        def spread(values, fill=np.nan):  # (..., kept columns) -> (..., n_points)
-            out = np.full(values.shape[:-1] + (n_points,), fill)
-            out[..., keep] = values
-            return out
-
+        spread = functools.partial(dsg.scatter_columns, columns=keep, n_points=n_points)
         self.ame_ = spread(self.ame_scale_ * cv.coef[:, :n_kept])
         self.knockoff_ame_ = (
             spread(self.ame_scale_ * cv.coef[:, n_kept:]) if self.knockoffs else None
