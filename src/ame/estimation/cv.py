@@ -163,13 +163,9 @@ def cross_validate(est, X, Y, groups, weights, held_out) -> CVFit:
     cv_mse = path.cv_mse.mean(1).T
     cv_se = path.cv_mse.std(1, ddof=1).T / np.sqrt(est.n_folds)
     index = choose(est.lambda_rule, cv_mse, cv_se)
-    coef = np.stack(  # (n_fits, n_queries, n_features)
-        [
-            sparse_to_dense(path.path_index[t][:, q], path.path_coef[t][:, q], X.shape[1])
-            for q, t in enumerate(index)
-        ],
-        1,
-    )
+    coef = np.zeros((est.n_folds + 1, len(index), X.shape[1]))  # (n_fits, n_queries, P)
+    for q, t in enumerate(index):
+        coef[:, q] = sparse_to_dense(path.path_index[t][:, q], path.path_coef[t][:, q], X.shape[1])
     return CVFit(
         path.lambdas.T,
         cv_mse,
@@ -195,6 +191,8 @@ def cross_validate_live(est, X, Y, live, groups, weights, held_out) -> tuple[CVF
         if not live.size or not P
         else cross_validate(est, X, Y[:, live], groups, weights, held_out)
     )
+    if fit is not None and live.size == Q:
+        return fit, fit
     steps = 1 if fit is None else fit.lambdas.shape[1]
     full = CVFit(
         lambdas=np.zeros((Q, steps)),

@@ -163,8 +163,8 @@ def constant_membership(masks, n_points: int, groups: np.ndarray) -> np.ndarray:
     n_groups = groups.max() + 1
     onehot = np.eye(n_groups, dtype=np.float32)[groups]
     inside = np.zeros((n_groups, n_points))
-    for s in range(0, len(groups), 16 * _ROW_CHUNK):
-        rows = slice(s, s + 16 * _ROW_CHUNK)
+    for s in range(0, len(groups), _ROW_CHUNK):
+        rows = slice(s, s + _ROW_CHUNK)
         bits = unpack_masks(masks[rows], n_points) if masks.dtype == np.uint8 else masks[rows]
         inside += onehot[rows].T @ bits.astype(np.float32)  # exact: counts < 2**24
     rows_per_group = np.bincount(groups, minlength=n_groups)[:, None]
