@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from sklearn.linear_model import LassoCV
 
-from ame.estimation.estimator import featurize
-from ame.estimation.solver import kfold_weights, lambda_max, lasso_path, sparse_to_dense
+from ame.estimation.cv import kfold_weights, sparse_to_dense
+from ame.estimation.design import featurize
+from ame.estimation.solver import lambda_max, lasso_path
 from ame.sampling import sample_subsets
 
 
@@ -38,6 +39,7 @@ def main() -> None:
     )
     parser.add_argument("--sklearn-tol", type=float, default=1e-6)
     parser.add_argument("--sklearn-queries", type=int, default=3)
+    parser.add_argument("--no-knockoffs", action="store_true", help="N columns instead of 2N")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (sklearn's CD: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,7 +51,7 @@ def main() -> None:
     true = np.zeros((Q, N))
     true[:, planted] = rng.uniform(0.05, 0.2, size=(Q, 10))
     Y = masks @ true.T + args.noise * rng.standard_normal((m, Q))
-    X = featurize(masks, p, N, "inverse", knockoff_seed=0)
+    X = featurize(masks, p, N, "inverse", knockoff_seed=None if args.no_knockoffs else 0)
     X = (X - X.mean(0)) / X.std(0, unbiased=False)  # standardized once: one bucket, no rescaling
     Yt = torch.as_tensor(Y)
     lambdas = lambda_max(X, Yt)[None, :] * torch.as_tensor(np.geomspace(1.0, 0.01, 100))[:, None]
@@ -95,8 +97,9 @@ def main() -> None:
         ours_cv = path.cv_mse[: solved[q], :, q]
         cv_err.append(np.abs(ours_cv - fit.mse_path_).max() / fit.mse_path_.max())
 
+    fakes = "" if args.no_knockoffs else " + knockoffs"
     print(
-        f"problem: m={m}, columns={X.shape[1]} (N={N} + knockoffs), Q={Q}, {K} folds; penalties "
+        f"problem: m={m}, columns={X.shape[1]} (N={N}{fakes}), Q={Q}, {K} folds; penalties "
         f"solved per query {solved.min()}-{solved.max()} of 100 (each stops 10 after its CV min)"
     )
     print(

@@ -55,7 +55,12 @@ def test_user_npz_is_read_and_checked(tmp_path):
     assert ds.n_points == 30 and ds.n_classes == 3 and list(ds.ground_truth) == [1, 2]
     assert ds.source is None and ds.source_truth() is None
     config = {"dataset": {"name": "npz", "path": str(path)}}
-    assert data.describe(config) == {"n_points": 30, "n_query_points": 5, "n_sources": 0}
+    assert data.describe(config) == {
+        "n_points": 30,
+        "n_query_points": 5,
+        "n_sources": 0,
+        "has_classes": True,
+    }
 
 
 def test_user_npz_source_labels_become_numbered_sources(tmp_path):

@@ -193,6 +193,11 @@ def test_bad_data_names_the_argument(change, match):
         ({"tol": 0}, "tol"),
         ({"n_folds": 60}, "n_folds"),
         ({"lambda_rule": 0.0, "knockoffs": True}, "lambda_rule"),
+        ({"selection_rule": "holm"}, "selection_rule"),
+        ({"ci_level": 1.0}, "ci_level"),
+        ({"ci_level": True}, "ci_level"),
+        ({"robust": "huber"}, "robust"),
+        ({"outlier_z": 0}, "outlier_z"),
     ],
 )
 def test_bad_parameters_name_the_parameter(params, match):

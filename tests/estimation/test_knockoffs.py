@@ -1,8 +1,14 @@
+import functools
+import warnings
+
 import numpy as np
 import pytest
 
-from ame.estimation.estimator import AMEEstimator, featurize, knockoff_threshold
-from ame.sampling import pack_masks, sample_subsets
+from ame.estimation.design import featurize
+from ame.estimation.estimator import AMEEstimator
+from ame.estimation.knockoffs import KnockoffPowerWarning, bh_select, knockoff_threshold
+from ame.sampling import STREAMS, pack_masks, sample_subsets
+from ame.sampling.streams import knockoff_rng
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -42,14 +48,23 @@ def test_knockoffs_of_a_prefix_are_the_prefix():
     assert abs(fake.mean() - masks.mean()) < 0.05
 
 
-def planted_fit(random_state, n_points=60, n_subsets=500, n_queries=30, k=12, scale=0.6):
+@functools.cache
+def planted_fit(random_state, k=12, scale=0.6, lambda_rule="1se", knockoffs=True):
+    """60 points, 500 grid subsets, 30 queries with k planted effects each (fresh per query)."""
+    n_points, n_subsets, n_queries = 60, 500, 30
     rng = np.random.default_rng(100 + random_state)
     masks, p = sample_subsets(n_points, n_subsets, design="grid", seed=random_state)
     true = np.zeros((n_queries, n_points))
     for q in range(n_queries):
         true[q, rng.choice(n_points, size=k, replace=False)] = scale * rng.uniform(0.5, 1.0, k)
     Y = masks @ true.T + rng.standard_normal((n_subsets, n_queries))
-    est = AMEEstimator(n_folds=5, n_lambdas=40, random_state=random_state).fit(masks, p, Y)
+    est = AMEEstimator(
+        n_folds=5,
+        n_lambdas=40,
+        lambda_rule=lambda_rule,
+        knockoffs=knockoffs,
+        random_state=random_state,
+    ).fit(masks, p, Y)
     return est, true
 
 
@@ -58,23 +73,89 @@ def false_discovery_proportions(selected, true):
     return false / np.maximum(selected.sum(1), 1)
 
 
-@pytest.mark.parametrize(("k", "scale"), [(0, 0.0), (12, 0.6)], ids=["null", "planted"])
-def test_knockoff_plus_controls_fdr(k, scale):
-    """Mean FDP over 3 seeds x 30 queries <= q + 0.05.
+def assert_fdr_controlled(fdp, fdr, margin):
+    """Mean FDP over all replicates <= q + margin, a bound that a true FDR of 2q would fail.
 
-    Each FDP lies in [0, 1]; 0.05 is about three standard errors of a mean of 90 such proportions
-    (sd <= 0.3 at this sparsity), so a correct filter fails this test with probability ~0.1%.
-    Knockoff+ at q = 0.1 needs at least 10 selections to select anything, hence 12 planted points.
+    An FDP with mean μ has variance at most μ(1 − μ); at μ = 2q the mean of n of them then has a
+    standard error of at most sqrt(2q(1 − 2q) / n), and the test only passes if q + margin lies
+    more than three of those below 2q.
     """
-    fdp, power = [], []
-    for seed in range(3):
-        est, true = planted_fit(seed, k=k, scale=scale)
-        selected = est.select(fdr=0.1)
+    fdp = np.concatenate(fdp)
+    resolution = 3 * np.sqrt(2 * fdr * (1 - 2 * fdr) / fdp.size)
+    assert fdr + margin <= 2 * fdr - resolution  # the test can tell q from 2q
+    assert fdp.mean() <= fdr + margin
+
+
+FDR_CASES = {
+    # planted: 12 effects among 60 points (Knockoff+ at q = 0.1 needs 10 selections)
+    "planted-1se": ((12, 0.6, "1se"), 0.1, 0.03),
+    # λ_min admits many more noise columns: every query could select (W > 0 on >= 10 points)
+    "planted-min": ((12, 0.6, "min"), 0.1, 0.03),
+    # global null at λ = 0.3 λ_max: noise columns enter, so the filters could select; FDP = 1
+    # whenever anything is selected, so the FDR is the chance of any selection
+    "null-fixed": ((0, 0.0, 0.3), 0.2, 0.07),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FDR_CASES))
+@pytest.mark.parametrize("rule", ["knockoff", "bh"])
+def test_selection_controls_fdr(case, rule):
+    """Mean FDP over 12 independent designs x 30 queries (360 replicates) <= q + margin."""
+    setting, fdr, margin = FDR_CASES[case]
+    fdp, power, could = [], [], []
+    for seed in range(12):
+        est, true = planted_fit(seed, *setting)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", KnockoffPowerWarning)
+            selected = est.select(fdr=fdr, rule=rule)
         fdp.append(false_discovery_proportions(selected, true))
-        power.append((selected & (true > 0)).sum(1) / max(k, 1))
-    assert np.mean(fdp) <= 0.1 + 0.05
-    if k:
-        assert np.mean(power) > 0.5  # the filter is not vacuous
+        power.append((selected & (true > 0)).sum(1) / max(setting[0], 1))
+        could.append(est.knockoff_can_select(fdr))
+    assert_fdr_controlled(fdp, fdr, margin)
+    assert np.mean(could) > 0.85  # the filter had something to select from
+    if setting[0]:
+        assert np.mean(power) > 0.5  # and is not vacuous
+
+
+def test_bh_controls_fdr_under_the_global_null_at_the_default_rule():
+    """BH needs no knockoffs: 24 designs x 30 null queries at λ_1se; FDR = P(any selection)."""
+    fdp = []
+    for seed in range(24):
+        est, true = planted_fit(seed, 0, 0.0, "1se", False)
+        fdp.append(false_discovery_proportions(est.select(fdr=0.2, rule="bh"), true))
+    assert_fdr_controlled(fdp, 0.2, 0.07)
+    assert np.concatenate(fdp).mean() > 0.05  # BH at the null is not silent: p-values uniform
+
+
+def test_knockoff_plus_warns_when_q_asks_for_more_than_is_selectable():
+    est, true = planted_fit(0, 3, 1.0)  # 3 strong effects: at most ~3 W > 0, 1/q = 10
+    with pytest.warns(KnockoffPowerWarning, match="needs at least 10 points"):
+        selected = est.select(fdr=0.1)
+    assert not selected.any() and not est.knockoff_can_select(0.1).any()
+    assert est.knockoff_can_select(0.5).all()
+    found = est.select(fdr=0.1, rule="bh")
+    assert (found & (true > 0)).sum() >= 0.9 * (true > 0).sum()  # BH finds them
+
+
+def test_bh_hand_computed():
+    # sorted p: .001 .008 .039 .041 .27 ; BH at .05 with 5 tests: k=2 (.008 <= .02; .039 > .03;
+    # .041 > .04; step-up takes the largest k with p_(k) <= qk/n: k=2)
+    pvalues = np.array([[0.041, 0.001, 0.27, 0.039, 0.008]])
+    assert bh_select(pvalues, 0.05).tolist() == [[False, True, False, False, True]]
+    # a NaN (unidentifiable point) is neither a test nor a selection: 4 tests, .039 <= .05*3/4
+    pvalues = np.array([[0.041, 0.001, np.nan, 0.039, 0.008]])
+    assert bh_select(pvalues, 0.05).tolist() == [[True, True, False, True, True]]
+
+
+@pytest.mark.parametrize("stream", sorted({*STREAMS.values(), *range(8)}))
+def test_no_sampling_stream_reproduces_the_knockoffs(stream):
+    """Knockoffs once came from subset_rng(seed, i, stream=1): sampling stream 1 equalled them."""
+    masks, p = sample_subsets(64, 30, design="fixed", p=0.5, seed=7, stream=stream)
+    fake = featurize(masks, p, 64, "inverse", knockoff_seed=7)[:, 64:].numpy() > 0
+    assert not (fake == masks).all(1).any()  # no row equals its knockoff
+    assert abs((fake == masks).mean() - 0.5) < 0.05  # they agree like independent masks
+    direct = np.stack([knockoff_rng(7, i).random(64) < 0.5 for i in range(30)])
+    np.testing.assert_array_equal(fake, direct)
 
 
 def test_negative_direction_selects_harmful_points():
@@ -96,9 +177,12 @@ def test_select_arguments():
         est.select(direction="up")
     with pytest.raises(ValueError, match="fdr"):
         est.select(fdr=1.5)
+    with pytest.raises(ValueError, match="rule"):
+        est.select(rule="holm")
     plain = AMEEstimator(n_folds=3, n_lambdas=10, knockoffs=False).fit(masks, p, Y)
     assert plain.knockoff_ame_ is None
     with pytest.raises(ValueError, match="knockoffs=True"):
         plain.select()
+    assert plain.select(rule="bh").shape == (1, 20)  # BH needs no knockoffs
     with pytest.raises(ValueError, match="fit"):
         AMEEstimator().select()

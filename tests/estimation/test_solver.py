@@ -4,13 +4,14 @@ import torch
 from sklearn.linear_model import LassoCV
 from sklearn.linear_model import lasso_path as sk_lasso_path
 
-from ame.estimation.active_set import ConvergenceWarning, _fista
+from ame.estimation.active_set import ConvergenceWarning
+from ame.estimation.cv import kfold_weights, sparse_to_dense
+from ame.estimation.fista import _fista
 from ame.estimation.solver import (
+    center,
     column_scale,
-    kfold_weights,
     lambda_max,
     lasso_path,
-    sparse_to_dense,
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -167,6 +168,32 @@ def test_kfold_weights_hold_out_each_row_once():
     np.testing.assert_array_equal(held_out.sum(1), 1)
     np.testing.assert_array_equal(weights[:, :4], ~held_out)
     np.testing.assert_array_equal(weights[:, 4], 1)
+
+
+def test_kfold_weights_stratify_buckets_and_keep_identical_subsets_together():
+    rng = np.random.default_rng(0)
+    strata = np.r_[np.zeros(40, int), np.ones(3, int), np.full(17, 2)]  # a bucket of 3 rows
+    units = np.arange(60)
+    units[45:50] = 45  # five copies of one subset
+    for seed in range(20):
+        _, held_out = kfold_weights(60, 5, np.random.default_rng(seed), strata, units)
+        fold = held_out.argmax(1)
+        for g in range(3):  # every bucket with >= 2 units is in every training fold
+            assert all((fold[strata == g] != k).any() for k in range(5))
+        assert np.unique(fold[45:50]).size == 1  # copies never straddle folds
+        counts = np.bincount(fold, minlength=5)
+        assert counts.max() - counts.min() <= 6  # balanced up to the block of copies
+    with pytest.raises(ValueError, match="n_folds: 5 folds need as many distinct subsets"):
+        kfold_weights(6, 5, rng, units=np.array([0, 0, 1, 1, 2, 3]))
+
+
+def test_held_out_rows_of_a_bucket_missing_from_training_use_the_fold_mean():
+    """A fold whose training rows miss a bucket scores it against the training mean of y."""
+    y = np.array([0.0, 2.0, 4.0, 10.0, 11.0])[:, None, None]
+    onehot = torch.tensor(np.eye(2)[[0, 0, 0, 1, 1]], dtype=torch.float64)
+    weights = torch.tensor([[1.0, 1.0, 1.0, 0.0, 0.0]], dtype=torch.float64).T  # bucket 1 out
+    centred = center(torch.tensor(y), weights, onehot)[:, 0, 0].numpy()
+    np.testing.assert_allclose(centred, [-2.0, 0.0, 2.0, 8.0, 9.0])
 
 
 def test_patience_stops_the_path_after_the_minimum():

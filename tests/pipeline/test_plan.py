@@ -41,7 +41,6 @@ def test_hierarchy_levels_have_their_own_budgets_and_streams(study):
     # the flat comparison is the plain run of the same settings: the plain run's stream
     assert flat.stream == STREAMS["points"]
     assert sources.stream != points.stream != flat.stream
-    assert STREAMS["knockoffs"] not in {sources.stream, points.stream, flat.stream}
     rule = copy.deepcopy(study)
     rule["hierarchy"]["source_subsets"] = None
     assert level_plan(rule, "sources", 100).budget == round(4 * 15 * 6.643856)

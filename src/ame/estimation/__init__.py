@@ -1,4 +1,4 @@
-"""The estimate step: featurization, the batched CV-LASSO solver, knockoffs and the estimator."""
+"""The estimate step: the design, the batched CV-LASSO solver, intervals, knockoffs and BH."""
 
 from ame.estimation.estimator import AMEEstimator
 

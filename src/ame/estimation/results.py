@@ -4,7 +4,7 @@ and the same estimates refitted on prefixes of the budget (the budget curve's ra
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,9 @@ def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
         knockoffs=e["knockoffs"],
         fdr=e["fdr"],
         knockoff_plus=e["knockoff_plus"],
+        selection_rule="bh" if e["selection"] == "bh" else "knockoff",
+        ci_level=e["ci_level"],
+        robust=None if e["robust"] == "none" else e["robust"],
         n_bootstrap=e["n_bootstrap"],
         random_state=e["random_state"],
         max_active=e["max_active"],
@@ -48,12 +51,35 @@ def resolve_device(name: str) -> str:
 
 
 def selection(estimator: AMEEstimator, config: dict) -> np.ndarray:
-    """Selected points per query: knockoff selection at the target FDR, else the LASSO support."""
+    """Selected points per query: the knockoff filter or Benjamini-Hochberg at the target FDR,
+    or (``support``) every point with a non-zero AME in the direction, without FDR control."""
     e = config["estimation"]
-    if e["knockoffs"]:
-        return estimator.select(fdr=e["fdr"], direction=e["direction"])
-    sign = 1.0 if e["direction"] == "positive" else -1.0
-    return sign * estimator.ame_ > 0
+    if e["selection"] == "support":
+        sign = 1.0 if e["direction"] == "positive" else -1.0
+        return np.nan_to_num(sign * estimator.ame_) > 0
+    return estimator.select(fdr=e["fdr"], direction=e["direction"])
+
+
+#: Per-query diagnostics of the fit, carried into the estimates, metrics and report: a flagged
+#: query's estimate is not to be trusted as it stands (README, "When an estimate is flagged").
+QUERY_FLAGS = ("degenerate", "path_truncated", "lambda_at_path_end", "n_outliers", "n_steps")
+#: Per-point inference of the debiased estimate (intervals at ``estimation.ci_level``).
+INFERENCE = ("ame_debiased", "ame_se", "ci_low", "ci_high", "pvalues")
+
+
+def fit_diagnostics(estimator: AMEEstimator, config: dict) -> tuple[dict, dict]:
+    """(per-query flags, per-point inference and per-p arrays) of a fitted estimator."""
+    e = config["estimation"]
+    flags = {name: np.asarray(getattr(estimator, f"{name}_")) for name in QUERY_FLAGS}
+    if e["selection"] == "knockoff":
+        flags["knockoff_can_select"] = estimator.knockoff_can_select(e["fdr"], e["direction"])
+    inference = {name: np.asarray(getattr(estimator, f"{name}_")) for name in INFERENCE}
+    inference["unidentifiable"] = np.asarray(estimator.unidentifiable_)
+    if estimator.p_grid_ is not None:
+        inference["p_grid"] = np.asarray(estimator.p_grid_)
+        for name in ("ame_per_p", "ame_per_p_se", "ame_per_p_ci_low", "ame_per_p_ci_high"):
+            inference[name] = np.asarray(getattr(estimator, f"{name}_"))
+    return flags, inference
 
 
 @dataclass
@@ -73,11 +99,14 @@ class Estimates:
     ids: np.ndarray
     unit: str = "point"
     points: list[int] | None = None  # query point of each query, -1 for the aggregate
+    flags: dict = field(default_factory=dict)  # QUERY_FLAGS, shape (n_queries,)
+    inference: dict = field(default_factory=dict)  # INFERENCE, (n_queries, n_units); per p
 
     @classmethod
     def from_estimator(
         cls, estimator: AMEEstimator, config: dict, behaviours, masks: MaskSet
     ) -> Estimates:
+        flags, inference = fit_diagnostics(estimator, config)
         return cls(
             np.asarray(estimator.ame_),
             estimator.stderr_,
@@ -88,6 +117,8 @@ class Estimates:
             masks.unit_ids,
             masks.unit,
             behaviours.points,
+            flags,
+            inference,
         )
 
     def expanded(self, n_ids: int) -> Estimates:
@@ -130,6 +161,13 @@ class Estimates:
         )
         if self.stderr is not None:
             frame["stderr"] = self.stderr.ravel()
+        for name in INFERENCE:
+            if name in self.inference:
+                frame[name] = self.inference[name].ravel()
+        for p, values in zip(
+            self.inference.get("p_grid", []), self.inference.get("ame_per_p", []), strict=True
+        ):
+            frame[f"ame_at_p{p:g}"] = values.ravel()
         frame["selected"] = self.selected.ravel()
         return frame
 
@@ -152,6 +190,8 @@ class Estimates:
         }
         if self.stderr is not None:
             arrays["stderr"] = self.stderr
+        arrays.update({f"flag_{k}": v for k, v in self.flags.items()})
+        arrays.update({f"inference_{k}": v for k, v in self.inference.items()})
         with atomic_path(scores_path, suffix=".csv") as tmp:
             self.table().to_csv(tmp, index=False, float_format="%.8g")
         atomic_savez(path, **arrays)
@@ -170,6 +210,8 @@ class Estimates:
             a["ids"],
             meta["unit"],
             meta.get("points"),
+            {k[5:]: v for k, v in a.items() if k.startswith("flag_")},
+            {k[10:]: v for k, v in a.items() if k.startswith("inference_")},
         )
 
 

@@ -5,8 +5,9 @@ Every fit solves, for one query column y and one row-weight vector w,
     min_β  1/(2 Σ_i w_i) Σ_i w_i (y_i − ȳ_g(i) − (x_i − μ_g(i)) β)² + λ Σ_j scale_j |β_j|
 
 where ȳ_g, μ_g are the w-weighted means inside bucket g: one unpenalized indicator per bucket, no
-global intercept. Cross-validation folds, the full-data fit and bootstrap replicates are all just
-columns of a row-weight matrix (n_subsets × n_fits), so one pass over the design serves them all.
+global intercept. Cross-validation folds (:func:`ame.estimation.cv.kfold_weights`), the
+full-data fit and bootstrap replicates are all just columns of a row-weight matrix
+(n_subsets × n_fits), so one pass over the design serves them all.
 
 Per λ step the solver (1) screens columns with the sequential strong rule, (2) solves the restricted
 problems on per-fit active sets with cached float64 Grams by batched FISTA (:mod:`ame.active_set`)
@@ -46,10 +47,12 @@ class LassoPath:
         after a query stopped early (``patience``).
     path_index, path_coef : list of ndarray
         Per step, the active columns (n_queries, width) and coefficients (n_queries, width) of the
-        fit named by ``keep_path``, in the units of X (meaningful up to each query's
-        ``n_solved``).
+        fit named by ``keep_path`` (with a leading fit axis when it is a slice), in the units of
+        X (meaningful up to each query's ``n_solved``).
     final_index, final_coef : ndarray of shape (n_fits, n_queries, width)
         Active columns and coefficients of every fit at each query's last completed step.
+    truncated : ndarray of bool, shape (n_queries,)
+        Queries whose path ``max_active`` stopped (before a step that would exceed it).
     """
 
     lambdas: np.ndarray
@@ -57,31 +60,9 @@ class LassoPath:
     cv_mse: np.ndarray | None
     final_index: np.ndarray
     final_coef: np.ndarray
+    truncated: np.ndarray | None = None
     path_index: list = field(default_factory=list)
     path_coef: list = field(default_factory=list)
-
-
-def sparse_to_dense(index: np.ndarray, coef: np.ndarray, n_features: int) -> np.ndarray:
-    """Scatter active-set coefficients into dense rows.
-
-    Parameters
-    ----------
-    index : ndarray of int, shape (..., width)
-        Column of each slot.
-    coef : ndarray of shape (..., width)
-        Coefficient of each slot; padding slots carry 0, so adding (not assigning) keeps the
-        column they point to intact.
-    n_features : int
-
-    Returns
-    -------
-    ndarray of shape (..., n_features)
-    """
-    out = np.zeros(index.shape[:-1] + (n_features,))
-    rows = int(np.prod(index.shape[:-1]))
-    flat = out.reshape(rows, n_features)
-    np.add.at(flat, (np.arange(rows)[:, None], index.reshape(rows, -1)), coef.reshape(rows, -1))
-    return out
 
 
 def group_onehot(
@@ -97,6 +78,9 @@ def group_onehot(
 def center(values: torch.Tensor, weights: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
     """Subtract the weighted bucket means of every fit.
 
+    A bucket without weight in a fit (a CV fold whose training rows miss it) gets the fit's
+    overall weighted mean: its held-out rows are scored against that, not against an uncentred y.
+
     Parameters
     ----------
     values : Tensor of shape (n_subsets, n_fits, n_queries)
@@ -108,9 +92,10 @@ def center(values: torch.Tensor, weights: torch.Tensor, onehot: torch.Tensor) ->
     Tensor of shape (n_subsets, n_fits, n_queries)
     """
     m, F, Q = values.shape
-    sums = onehot.T @ (weights[:, :, None] * values).reshape(m, F * Q)
+    sums = (onehot.T @ (weights[:, :, None] * values).reshape(m, F * Q)).reshape(-1, F, Q)
     group_w = (onehot.T @ weights)[:, :, None]
-    means = torch.where(group_w > 0, sums.reshape(-1, F, Q) / group_w.clamp_min(1e-300), 0.0)
+    overall = sums.sum(0) / group_w.sum(0).clamp_min(1e-300)  # (F, Q)
+    means = torch.where(group_w > 0, sums / group_w.clamp_min(1e-300), overall)
     return values - (onehot @ means.reshape(-1, F * Q)).reshape(m, F, Q)
 
 
@@ -178,24 +163,6 @@ def lambda_max(X, Y, groups=None, scale=None) -> torch.Tensor:
     return _abs_correlation(X, yc, scale).amax(0)[0].double()
 
 
-def kfold_weights(
-    n_rows: int, n_folds: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training weights of K random folds plus the full-data fit, and the held-out rows.
-
-    Returns
-    -------
-    weights : ndarray of shape (n_rows, n_folds + 1)
-        Column k < K is 0 on fold k and 1 elsewhere; the last column is all ones.
-    held_out : ndarray of bool, shape (n_rows, n_folds)
-    """
-    fold = np.empty(n_rows, dtype=int)
-    fold[rng.permutation(n_rows)] = np.arange(n_rows) % n_folds
-    held_out = fold[:, None] == np.arange(n_folds)
-    weights = np.concatenate([~held_out, np.ones((n_rows, 1), dtype=bool)], axis=1)
-    return weights.astype(float), held_out
-
-
 def lasso_path(
     X: torch.Tensor,
     Y: torch.Tensor,
@@ -205,7 +172,7 @@ def lasso_path(
     groups: torch.Tensor | None = None,
     scale: torch.Tensor | None = None,
     held_out: torch.Tensor | None = None,
-    keep_path: int | None = None,
+    keep_path: int | slice | None = None,
     tol: float = 1e-4,
     max_iter: int = 10_000,
     patience: int | None = None,
@@ -230,8 +197,9 @@ def lasso_path(
         Column scales: the penalty applies to ``β * scale`` (``column_scale`` standardizes).
     held_out : Tensor of bool of shape (n_subsets, n_held_out), optional
         Held-out rows of the first ``n_held_out`` fits, for the cross-validation error.
-    keep_path : int, optional
-        Fit whose coefficients are recorded at every step.
+    keep_path : int or slice, optional
+        Fit (or fits, e.g. ``slice(None)`` for all) whose coefficients are recorded at every
+        step.
     tol : float
         KKT tolerance, relative to each query's first penalty ``lambdas[0]``.
     max_iter : int
@@ -326,12 +294,15 @@ def lasso_path(
             stacklevel=2,
         )
     width = max(index.shape[1] for index, _ in last)
+    truncated = np.zeros(n_queries, dtype=bool)
+    truncated[capped] = True
     return LassoPath(
         lambdas=lambdas[: n_solved.max()].cpu().numpy(),
         n_solved=n_solved,
         cv_mse=np.stack(mse_steps) if mse_steps else None,
         final_index=np.stack([np.pad(i, [(0, 0), (0, width - i.shape[1])]) for i, _ in last], 1),
         final_coef=np.stack([np.pad(c, [(0, 0), (0, width - c.shape[1])]) for _, c in last], 1),
+        truncated=truncated,
         path_index=path_index,
         path_coef=path_coef,
     )

@@ -63,6 +63,22 @@ def query_metrics(estimates: Estimates, truth: np.ndarray, direction: str) -> pd
     )
 
 
+def flag_counts(estimates: Estimates) -> dict:
+    """How many queries (or points) the fit flagged: estimates not to be trusted as they stand."""
+    f, inference = estimates.flags, estimates.inference
+    counts = {
+        "n_degenerate_queries": f.get("degenerate"),
+        "n_truncated_queries": f.get("path_truncated"),
+        "n_queries_lambda_at_path_end": f.get("lambda_at_path_end"),
+        "n_queries_knockoffs_cannot_select": None
+        if "knockoff_can_select" not in f
+        else ~f["knockoff_can_select"],
+        "n_outlier_behaviours": f.get("n_outliers"),
+        "n_unidentifiable_points": inference.get("unidentifiable"),
+    }
+    return {k: None if v is None else int(np.sum(v)) for k, v in counts.items()}
+
+
 def truth_and_size(dataset: Dataset, unit: str) -> tuple[np.ndarray | None, int]:
     """Ground truth in the id space of ``unit`` and the number of ids (points or sources)."""
     if unit == "source":
@@ -139,6 +155,9 @@ def evaluate(
             {"query": estimates.names, "n_selected": estimates.selected.sum(axis=1)}
         )
         curve = pd.DataFrame(columns=CURVE_COLUMNS)
+    for name, values in estimates.flags.items():  # the fit's own warnings, per query
+        per_query[name] = values
+    metrics.update(flag_counts(estimates))
     for frame, path in ((per_query, per_query_path), (curve, curve_path)):
         with atomic_path(path, suffix=".csv") as tmp:
             frame.to_csv(tmp, index=False, float_format="%.6g")

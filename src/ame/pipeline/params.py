@@ -70,6 +70,11 @@ def validate(config: dict) -> dict:
         design(config)
     except ValueError as err:
         raise ParamsError(f"sampling.{err}") from err
+    e = config["estimation"]
+    if e["selection"] == "knockoff" and not e["knockoffs"]:
+        raise ParamsError(
+            "estimation.selection: knockoff needs knockoffs: true; choose bh or support instead"
+        )
     try:
         check_pack_size(config["training"]["subsets_per_job"])
     except ValueError as err:

@@ -31,10 +31,37 @@ def _save(fig, path: Path) -> None:
 
 def selection_rule(estimation: dict) -> str:
     """How points were selected, in words that follow the settings."""
-    if not estimation["knockoffs"]:
-        return "the LASSO support (no knockoffs: no FDR control)"
+    if estimation["selection"] == "support":
+        return "the LASSO support (no FDR control)"
+    if estimation["selection"] == "bh":
+        return f"Benjamini-Hochberg on the debiased p-values at target FDR {estimation['fdr']}"
     name = "Knockoff+" if estimation["knockoff_plus"] else "Knockoff"
     return f"{name} at target FDR {estimation['fdr']}"
+
+
+FLAG_TEXT = {
+    "n_degenerate_queries": "queries whose behaviour is constant once the p-dependent mean is "
+    "removed (a saturated probability?): AMEs set to 0, nothing selected",
+    "n_truncated_queries": "queries whose λ path stopped at estimation.max_active",
+    "n_queries_lambda_at_path_end": "queries whose chosen λ is the end of a truncated path: the "
+    "fit is too sparse; raise estimation.max_active",
+    "n_queries_knockoffs_cannot_select": "queries where Knockoff+ cannot select anything (fewer "
+    "than 1/q candidates): raise the budget, or use selection: bh",
+    "n_outlier_behaviours": "behaviours more than 10 robust SDs from their bucket's median "
+    "(diverged submodels?); estimation.robust: winsorize clips them",
+    "n_unidentifiable_points": "points in every subset or in none of a bucket: AME NaN, never "
+    "selected",
+}
+
+
+def flags_section(metrics: dict, per_query: pd.DataFrame) -> list[str]:
+    """The estimator's warnings, where the reader sees the numbers they qualify."""
+    raised = [(k, metrics[k]) for k in FLAG_TEXT if metrics.get(k)]
+    if not raised:
+        return ['No estimate was flagged (README, "When an estimate is flagged").', ""]
+    lines = ["## Flagged estimates", ""]
+    lines += [f"- **{count}** {FLAG_TEXT[key]}" for key, count in raised]
+    return lines + ["", "Per query: `metrics_per_query.csv` (columns `degenerate`, ...).", ""]
 
 
 def smallest_budget_reaching(curve: pd.DataFrame, recall: float) -> int | None:
@@ -208,11 +235,12 @@ def write_report(
         f"{metrics['n_excluded']} submodels excluded as diverged. "
         f"Run fingerprint `{metrics['run_fingerprint'][:16]}`.",
         "",
+        *flags_section(metrics, per_query),
     ]
-    if truth is not None and config["estimation"]["knockoffs"]:
+    if truth is not None and config["estimation"]["selection"] != "support":
         lines += [
             "*Precision here is measured against the planted ground truth, which is not the "
-            "false discovery rate the knockoffs control:* a selected point outside the ground "
+            "false discovery rate the selection controls:* a selected point outside the ground "
             "truth may still have a real effect on the behaviour (a clean image that resembles "
             "the trigger, say). The FDR target bounds the share of selected points with **no** "
             "effect, not the share outside the planted set.",
