@@ -156,7 +156,10 @@ def test_hierarchical_workflow_refines_inside_the_selected_sources(tmp_path):
     points = Estimates.load(workspace / "results/points/estimates.npz")
     np.testing.assert_array_equal(points.ids, masks.ids)
     scores = (workspace / "results/sources/scores.csv").read_text().splitlines()
-    assert scores[0] == "query,source,ame,selected" and len(scores) == 1 + 3 * 100
+    header = scores[0].split(",")
+    assert header[:3] == ["query", "source", "ame"] and header[-1] == "selected"
+    assert {"ame_debiased", "ci_low", "ci_high", "pvalues"} <= set(header)
+    assert len(scores) == 1 + 3 * 100
     level_metrics = {
         level: json.loads((workspace / f"results/{level}/metrics.json").read_text())
         for level in ("sources", "points", "flat")

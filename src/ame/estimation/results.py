@@ -4,6 +4,7 @@ and the same estimates refitted on prefixes of the budget (the budget curve's ra
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pandas as pd
 from ame.artifacts import atomic_path, atomic_savez, load_npz
 from ame.estimation.estimator import AMEEstimator
 from ame.sampling import MaskSet
+
+log = logging.getLogger(__name__)
 
 
 def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
@@ -237,20 +240,24 @@ class PrefixEstimates:
     @classmethod
     def fit(cls, config: dict, masks: MaskSet, behaviours) -> PrefixEstimates:
         """Refit at every prefix; standard errors play no part in a curve: no bootstrap."""
-        sizes = prefix_sizes(config["estimation"]["budget_fractions"], masks.budget)
-        ame, selected, rows = [], [], []
-        for budget in sizes:
+        ame, selected, rows, sizes = [], [], [], []
+        for budget in prefix_sizes(config["estimation"]["budget_fractions"], masks.budget):
             keep = behaviours.subsets < budget
-            estimator = estimator_from_params(config, n_bootstrap=0).fit(
-                masks.masks[behaviours.subsets[keep]],
-                behaviours.p[keep],
-                behaviours.Y[keep],
-                design=masks.design,
-                subset_index=behaviours.subsets[keep],
-            )
+            try:
+                estimator = estimator_from_params(config, n_bootstrap=0).fit(
+                    masks.masks[behaviours.subsets[keep]],
+                    behaviours.p[keep],
+                    behaviours.Y[keep],
+                    design=masks.design,
+                    subset_index=behaviours.subsets[keep],
+                )
+            except ValueError as err:  # too few rows for this prefix: the curve starts later
+                log.warning("budget prefix %d left out of the curve: %s", budget, err)
+                continue
             ame.append(estimator.ame_.astype(np.float32))
             selected.append(selection(estimator, config))
             rows.append(int(keep.sum()))
+            sizes.append(budget)
         shape = (0, len(behaviours.names), masks.n_units)
         return cls(
             np.asarray(sizes, dtype=np.int64),
