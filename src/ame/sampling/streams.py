@@ -10,7 +10,18 @@ import numpy as np
 
 #: Stream of each kind of draw. Stream 1 is the knockoff masks' (ame.estimation): no experiment
 #: may sample from it, or its subsets would equal their own knockoffs.
-STREAMS = {"points": 0, "knockoffs": 1, "sources": 2, "restricted": 3}
+#: ``validation*``: the held-out subsets of each experiment (ame.evaluation.validation), never
+#: estimated from; ``removal``: the random points of the counterfactual removal arms.
+STREAMS = {
+    "points": 0,
+    "knockoffs": 1,
+    "sources": 2,
+    "restricted": 3,
+    "validation": 4,
+    "validation_sources": 5,
+    "validation_restricted": 6,
+    "removal": 7,
+}
 
 
 def subset_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
