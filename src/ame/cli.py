@@ -175,6 +175,14 @@ def cmd_report(args) -> None:
         out=args.out,
         plots_dir=args.plots_dir,
         levels=dict(zip(args.level_name or [], args.level_dir or [], strict=True)),
+        validation={
+            "summary": args.validation,
+            "per_query": args.validation_per_query,
+            "curve": args.lds_curve,
+            "predictions": args.validation_predictions,
+        }
+        if args.validation
+        else None,
     )
 
 
@@ -284,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         "out",
         "plots-dir",
     )
+    for flag in ("validation", "validation-per-query", "lds-curve", "validation-predictions"):
+        report.add_argument(f"--{flag}", type=Path, help="the validate step's outputs (optional)")
     report.add_argument(
         "--level-name", action="append", help="another experiment of the study (sources, flat)"
     )

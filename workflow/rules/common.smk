@@ -120,11 +120,18 @@ def selection(wildcards):
 
 # The held-out checks run for every experiment but the flat comparison of a hierarchy.
 VALIDATED_LEVELS = [level for level in LEVELS if level != "flat"]
+VALIDATE = config["validation"]["enabled"]
+
+
+def validation_files(level):
+    """What the report reads of the validate step: nothing when it is switched off."""
+    names = ("validation.json", "validation_per_query.csv", "lds_curve.csv")
+    return [out(level, name) for name in names + ("validation_predictions.csv",)] if VALIDATE else []
 
 
 def final_outputs():
     return (
         [out(level, name) for level in LEVELS for name in ("scores.csv", "metrics.json")]
-        + [out(level, "validation.json") for level in VALIDATED_LEVELS]
+        + [out(level, "validation.json") for level in VALIDATED_LEVELS if VALIDATE]
         + ["results/report.md"]
     )

@@ -16,9 +16,9 @@ Two checks a user can believe without planted poisons, both computed from the ru
 - **Counterfactual retraining**. For each query (the first ``validation.removal_queries``
   individual ones and the aggregate), R seeds of the model on (a) the full training set, (b) the
   full set less the query's selection (its top k by AME when nothing is selected), (c) the full set
-  less as many random units. Replicate r trains its three arms with the same seed
-  ``training.seed + r``: the differences are paired. The arm rows are a mask artifact trained by the
-  same train rule and store as every other submodel.
+  less as many random units (drawn from all training points, or all sources). Replicate r trains
+  its three arms with the same seed ``training.seed + r``: the differences are paired. The arm
+  rows are a mask artifact trained by the same train rule and store as every other submodel.
 
 A check that cannot be computed (too few validation submodels for a correlation, a behaviour or a
 prediction constant on them, a removal that would leave an empty or single-class training set) is
@@ -208,6 +208,9 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
     n = dataset.n_points
     full = np.ones(n, dtype=bool)
     unit_points = _unit_points(dataset, estimates)
+    # random removals draw from every source, or every training point (not only those a
+    # restricted point level studies: a random baseline, not a draw inside suspect sources)
+    pool = unit_points if estimates.unit == "source" else [np.array([i]) for i in range(n)]
     k = config["hierarchy"]["k_sources"] if estimates.unit == "source" else s["k"]
     sign = 1.0 if config["estimation"]["direction"] == "positive" else -1.0
     rows = [full] * R
@@ -232,9 +235,7 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
         arms = [_without(full, unit_points, chosen)]
         for r in range(R):
             rng = subset_rng(s["seed"], q * R + r, STREAMS["removal"])
-            arms.append(
-                _without(full, unit_points, rng.choice(len(unit_points), chosen.size, False))
-            )
+            arms.append(_without(full, pool, rng.choice(len(pool), chosen.size, False)))
         entry["note"] = next(filter(None, (_training_set_problem(dataset, a) for a in arms)), None)
         if entry["note"] is None:
             for r in range(R):
