@@ -8,7 +8,6 @@ import yaml
 from ame import data as ame_data
 from ame.behaviour.kinds import check_n_queries
 from ame.errors import UserError
-from ame.evaluation.validation import arms_digest
 from ame.pipeline import params as ame_params
 from ame.pipeline import plan as ame_plan
 from ame.pipeline.provenance import run_key
@@ -87,7 +86,7 @@ def layout(level, experiment=""):
         return masks.n_subsets, layout(level)[1]
     if experiment == "removal_":
         masks = MaskSet.load(checkpoints.removal.get(level=level).output.masks)
-        return masks.n_subsets, f"{KEY}-{arms_digest(masks)[:8]}"
+        return masks.n_subsets, f"{KEY}-{masks.rows_digest()[:8]}"
     if HIERARCHICAL and level == "points":
         masks = MaskSet.load(checkpoints.sample.get(level=level).output.masks)
         # a new source selection means new submodels, not stale files

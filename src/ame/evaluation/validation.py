@@ -27,7 +27,6 @@ recorded as NaN (``null`` in JSON) with its reason; the report goes on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -85,9 +84,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(denom > 0, (ra * rb).sum(0) / np.where(denom > 0, denom, 1), np.nan)
 
 
-def _within_groups(predicted, Y, groups) -> tuple[np.ndarray, np.ndarray]:
-    """Row-weighted mean over groups of the within-group Spearman correlation, per query, and the
-    rows that entered it."""
+def _within_groups(predicted, Y, groups) -> np.ndarray:
+    """Row-weighted mean over groups of the within-group Spearman correlation, per query."""
     total = np.zeros(Y.shape[1])
     weight = np.zeros(Y.shape[1])
     for g in np.unique(groups):
@@ -99,7 +97,7 @@ def _within_groups(predicted, Y, groups) -> tuple[np.ndarray, np.ndarray]:
         total[ok] += rows.sum() * r[ok]
         weight[ok] += rows.sum()
     with np.errstate(invalid="ignore"):
-        return np.where(weight > 0, total / np.where(weight > 0, weight, 1), np.nan), weight
+        return np.where(weight > 0, total / np.where(weight > 0, weight, 1), np.nan)
 
 
 def lds(
@@ -126,7 +124,7 @@ def lds(
     """
     groups, _ = p_groups(p)
     predicted = predict(ame, unit_masks, p)
-    scores, _ = _within_groups(predicted, Y, groups)
+    scores = _within_groups(predicted, Y, groups)
     notes = []
     big = [g for g in np.unique(groups) if (groups == g).sum() >= MIN_GROUP]
     for q, score in enumerate(scores):
@@ -134,7 +132,7 @@ def lds(
             notes.append(None)
         elif not big:
             notes.append(
-                f"too few validation submodels: no p value has {MIN_GROUP} (raise "
+                f"too few validation submodels: fewer than {MIN_GROUP} at every p (raise "
                 "validation.n_subsets)"
             )
         elif all(np.ptp(Y[groups == g, q]) == 0 for g in big):
@@ -163,7 +161,7 @@ def lds_interval(
     means = np.empty(n_bootstrap)
     for b in range(n_bootstrap):
         rows = np.concatenate([rng.choice(m, size=m.size) for m in members])
-        scores, _ = _within_groups(predicted[rows], Y[rows], groups[rows])
+        scores = _within_groups(predicted[rows], Y[rows], groups[rows])
         means[b] = np.nanmean(scores) if np.isfinite(scores).any() else np.nan
     if not np.isfinite(means).any():
         return math.nan, math.nan
@@ -270,14 +268,6 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
         "queries": queries,
     }
     return masks, plan
-
-
-def arms_digest(masks: MaskSet) -> str:
-    """Hash of the arm rows and their seeds: names the removal arms' store, so that new estimates
-    (hence new arms) mean new, missing submodels, never stale ones."""
-    h = hashlib.sha256(masks.packed.tobytes())
-    h.update(np.asarray(masks.seeds, dtype=np.int64).tobytes())
-    return h.hexdigest()
 
 
 def _without(full: np.ndarray, unit_points: list[np.ndarray], units) -> np.ndarray:

@@ -477,12 +477,14 @@ def validation_section(paths: dict, leads: bool, plots_dir: Path, rel: Path) -> 
     table = per_query[columns].dropna(axis=1, how="all")
     if "n_removed" in table:
         table = table.astype({"n_removed": "Int64"})
+    table = table.astype(object).where(table.notna(), None)  # blank cells, not "nan"
     lines += [
         "Per query (removal effect = full − minus selection; random effect = full − minus random):",
         "",
         table.to_markdown(index=False, floatfmt=".3f", missingval=""),
         "",
-        "LDS at the budget prefixes (still rising: more submodels would help):",
+        "LDS at the budget prefixes (one still rising at the full budget says that more "
+        "submodels would help):",
         "",
         curve.to_markdown(
             index=False,

@@ -158,6 +158,14 @@ class MaskSet:
             return None
         return hashlib.sha256(self.units.astype(np.int64).tobytes()).hexdigest()
 
+    def rows_digest(self) -> str:
+        """Hash of every row's bits and training seed: names the store of an artifact whose
+        rows follow other results (the removal arms), so new rows mean new submodels."""
+        h = hashlib.sha256(self.packed.tobytes())
+        if self.seeds is not None:
+            h.update(self.seeds.astype(np.int64).tobytes())
+        return h.hexdigest()
+
     def head(self, n_subsets: int) -> MaskSet:
         """The first ``n_subsets`` subsets (a budget prefix)."""
         seeds = None if self.seeds is None else self.seeds[:n_subsets]
