@@ -14,6 +14,7 @@ from ame.evaluation.validation import (
     plan_removal,
     predict,
     removal_queries,
+    removal_table,
 )
 from ame.pipeline import params, provenance
 from ame.pipeline.plan import level_plan
@@ -197,6 +198,17 @@ def test_a_removal_leaving_one_class_is_recorded_not_trained(config):
     assert entry["note"] == "the removal would leave 3 training points of a single class"
     assert entry["rows_removed"] == [] and masks.budget == 2
     assert removal_queries(estimates_of(np.zeros((3, 4)), np.zeros((3, 4))), 5) == [0, 1, 2]
+
+
+def test_no_query_to_retrain_gives_an_empty_table(config):
+    c = removal_config(config, replicates=1, queries=0)
+    estimates = estimates_of(np.ones((2, 5)), np.ones((2, 5)))
+    estimates.points = [0, 1]  # no aggregate, no individual query asked for
+    masks, plan = plan_removal(c, toy(5), estimates)
+    assert plan["queries"] == [] and masks.budget == 1  # only the full-data arm
+    behaviours = SimpleNamespace(subsets=np.array([0]), Y=np.zeros((1, 2)))
+    table = removal_table(plan, behaviours)
+    assert table.empty and "removal_effect" in table.columns
 
 
 def test_mask_artifact_keeps_its_training_seeds(tmp_path):

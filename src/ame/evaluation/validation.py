@@ -45,6 +45,11 @@ MAX_DISCRETE_P = 50  # more distinct p values: compare within quantile bins of p
 N_P_BINS = 10
 CI_LEVEL = 0.95
 ARMS = ("full", "removed", "random")
+REMOVAL_COLUMNS = (
+    ["query", "removal_rule", "n_removed"]
+    + [f"{arm}_{stat}" for arm in ARMS for stat in ("mean", "sd")]
+    + ["removal_effect", "random_effect", "removal_note"]
+)
 
 
 # -- LDS ------------------------------------------------------------------------------------------
@@ -313,7 +318,7 @@ def removal_table(plan: dict, behaviours) -> pd.DataFrame:
             note = "every submodel of an arm diverged"
         record["removal_note"] = note
         records.append(record)
-    return pd.DataFrame(records)
+    return pd.DataFrame(records, columns=REMOVAL_COLUMNS)
 
 
 # -- the validate step ----------------------------------------------------------------------------

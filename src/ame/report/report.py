@@ -188,6 +188,12 @@ def write_report(
     ]
     levels_part = hierarchy_section(dataset, metrics, levels, plots_dir, rel) if levels else []
     evidence = validation_section(validation, truth is None, plots_dir, rel) if validation else []
+    if evidence and levels:
+        evidence[2:2] = [
+            "These figures are the point level's; the source level's are in the hierarchical "
+            "section below.",
+            "",
+        ]
     lines = [
         "## Summary (mean over queries)",
         "",
