@@ -15,6 +15,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/gather.smk"
 include: "workflow/rules/estimate.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/validate.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -29,6 +29,8 @@ TINY = {
     "training": {"steps": 20, "subsets_per_job": 10},
     "behaviour": {"n_queries": 2},
     "estimation": {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 30, "budget_fractions": [0.5, 1.0]},
+    # off: the validation step's tests switch it on (tests/workflow/test_validation.py)
+    "validation": {"enabled": False, "n_subsets": 20, "n_bootstrap": 50, "removal_queries": 1},
 }
 
 

@@ -39,7 +39,10 @@ def cmd_sample(args) -> None:
     from ame.pipeline.plan import draw_masks
 
     selection = Estimates.load(args.selection) if args.selection else None
-    draw_masks(_config(args), Dataset.load(args.dataset), args.level, selection).save(args.out)
+    masks = draw_masks(
+        _config(args), Dataset.load(args.dataset), args.level, selection, args.validation
+    )
+    masks.save(args.out)
 
 
 def cmd_train(args) -> None:
@@ -124,6 +127,41 @@ def cmd_evaluate(args) -> None:
     )
 
 
+def cmd_removal(args) -> None:
+    from ame.artifacts import atomic_write_json
+    from ame.data import Dataset
+    from ame.estimation.results import Estimates
+    from ame.evaluation.validation import plan_removal
+
+    masks, plan = plan_removal(
+        _config(args), Dataset.load(args.dataset), Estimates.load(args.estimates)
+    )
+    atomic_write_json(args.plan, plan)
+    masks.save(args.out)
+
+
+def cmd_validate(args) -> None:
+    from ame.behaviour.gather import Behaviours
+    from ame.estimation.results import Estimates, PrefixEstimates
+    from ame.evaluation.validation import load_plan, validate
+    from ame.sampling import MaskSet
+
+    validate(
+        _config(args),
+        Estimates.load(args.estimates),
+        PrefixEstimates.load(args.prefixes),
+        MaskSet.load(args.masks),
+        MaskSet.load(args.validation_masks),
+        Behaviours.load(args.validation_behaviours),
+        load_plan(args.removal_plan),
+        Behaviours.load(args.removal_behaviours),
+        summary_path=args.summary,
+        per_query_path=args.per_query,
+        curve_path=args.curve,
+        predictions_path=args.predictions,
+    )
+
+
 def cmd_report(args) -> None:
     from ame.report.report import write_report
 
@@ -137,6 +175,14 @@ def cmd_report(args) -> None:
         out=args.out,
         plots_dir=args.plots_dir,
         levels=dict(zip(args.level_name or [], args.level_dir or [], strict=True)),
+        validation={
+            "summary": args.validation,
+            "per_query": args.validation_per_query,
+            "curve": args.lds_curve,
+            "predictions": args.validation_predictions,
+        }
+        if args.validation
+        else None,
     )
 
 
@@ -163,6 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sample.add_argument(
         "--selection", type=Path, help="source-level estimates (point level of a hierarchy)"
+    )
+    sample.add_argument(
+        "--validation",
+        action="store_true",
+        help="the experiment's held-out validation subsets (README, 'Can I trust these "
+        "attributions?')",
     )
     train = verb(
         "train", cmd_train, "train submodels first..first+count-1", "dataset", "masks", "out-dir"
@@ -203,6 +255,31 @@ def build_parser() -> argparse.ArgumentParser:
         "curve",
         "per-query",
     )
+    verb(
+        "removal",
+        cmd_removal,
+        "the training sets of the counterfactual removal arms",
+        "dataset",
+        "estimates",
+        "out",
+        "plan",
+    )
+    verb(
+        "validate",
+        cmd_validate,
+        "LDS on held-out submodels and the removal effects",
+        "estimates",
+        "prefixes",
+        "masks",
+        "validation-masks",
+        "validation-behaviours",
+        "removal-plan",
+        "removal-behaviours",
+        "summary",
+        "per-query",
+        "curve",
+        "predictions",
+    )
     report = verb(
         "report",
         cmd_report,
@@ -215,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
         "out",
         "plots-dir",
     )
+    for flag in ("validation", "validation-per-query", "lds-curve", "validation-predictions"):
+        report.add_argument(f"--{flag}", type=Path, help="the validate step's outputs (optional)")
     report.add_argument(
         "--level-name", action="append", help="another experiment of the study (sources, flat)"
     )

@@ -17,7 +17,8 @@ import yaml
 from conftest import REPO
 
 SRC = REPO / "src"
-RULE_VERBS = {"submodels": None}  # rules that run no `ame` verb; every other rule runs its own
+# rules that run no `ame` verb or another rule's; every other rule runs its own
+RULE_VERBS = {"submodels": None, "sample_validation": "sample", "gather_experiment": "gather"}
 
 
 def _module_file(name: str) -> Path | None:

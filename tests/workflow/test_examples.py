@@ -16,6 +16,7 @@ TINY = {
     "sampling": {"n_subsets": 40},
     "training": {"subsets_per_job": 10},
     "estimation": {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 20, "budget_fractions": [1.0]},
+    "validation": {"enabled": False},
 }
 
 

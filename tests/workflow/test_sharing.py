@@ -119,7 +119,8 @@ def test_a_setting_changed_after_the_pull_reruns_exactly_what_depends_on_it(orig
 
     write_params(workspace, {"training": {"steps": 30}})
     result = run(["dvc", "repro"], workspace)
-    assert stages_run(result) == {"train", "gather", "estimate", "evaluate", "report"}
+    # validate too: its held-out submodels and removal arms are trained with the new recipe
+    assert stages_run(result) == {"train", "gather", "estimate", "evaluate", "validate", "report"}
     assert jobs_run(result.stdout + result.stderr, "train") == 4  # every pack, under a new key
     keys = sorted(p.name for p in (workspace / "results/submodels").iterdir())
     (old_key,) = {Path(name).parent.name for name in old}

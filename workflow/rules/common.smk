@@ -63,6 +63,9 @@ wildcard_constraints:
     pack=rf"\d{{{STORE.pack_digits}}}",
     run=r"[0-9a-f]{12}(-[0-9a-f]{8})?",
     level="sources|points|flat",
+    # the submodels of an experiment's main subsets (""), its held-out validation subsets, or its
+    # counterfactual removal arms: three stores trained by the one train rule
+    experiment="(|validation_|removal_)",
 
 
 def out(level, name):
@@ -78,9 +81,17 @@ def level_of(wildcards):
     return wildcards.level if HIERARCHICAL else "points"
 
 
-def layout(level):
+def layout(level, experiment=""):
     """(subsets trained, submodel directory name) of a level, from the run plan; the restricted
-    point level of a hierarchy is only known once its sample checkpoint has run."""
+    point level of a hierarchy is only known once its sample checkpoint has run. The validation
+    subsets are named like the level's own (same units, another store); the removal arms by a
+    hash of their masks and seeds, since they follow the estimates."""
+    if experiment == "validation_":
+        masks = MaskSet.load(checkpoints.sample_validation.get(level=level).output.masks)
+        return masks.n_subsets, layout(level)[1]
+    if experiment == "removal_":
+        masks = MaskSet.load(checkpoints.removal.get(level=level).output.masks)
+        return masks.n_subsets, f"{KEY}-{masks.rows_digest()[:8]}"
     if HIERARCHICAL and level == "points":
         masks = MaskSet.load(checkpoints.sample.get(level=level).output.masks)
         # a new source selection means new submodels, not stale files
@@ -89,15 +100,19 @@ def layout(level):
     return ame_plan.level_plan(config, level, n_units).n_train, KEY
 
 
+def experiment_of(wildcards):
+    return getattr(wildcards, "experiment", "")
+
+
 def submodel_dir(wildcards):
-    level = level_of(wildcards)
-    return out(level, f"submodels/{layout(level)[1]}")
+    level, experiment = level_of(wildcards), experiment_of(wildcards)
+    return out(level, f"{experiment}submodels/{layout(level, experiment)[1]}")
 
 
 def submodel_files(wildcards):
-    level = level_of(wildcards)
-    n_subsets, run = layout(level)
-    directory = out(level, f"submodels/{run}")
+    level, experiment = level_of(wildcards), experiment_of(wildcards)
+    n_subsets, run = layout(level, experiment)
+    directory = out(level, f"{experiment}submodels/{run}")
     return [str(path) for path in SubmodelStore(directory, STORE.per_job, STORE.save_weights)
             .files(n_subsets)]
 
@@ -107,7 +122,20 @@ def selection(wildcards):
     return [out("sources", "estimates.npz")] if level_of(wildcards) == "points" and HIERARCHICAL else []
 
 
+# The held-out checks run for every experiment but the flat comparison of a hierarchy.
+VALIDATED_LEVELS = [level for level in LEVELS if level != "flat"]
+VALIDATE = config["validation"]["enabled"]
+
+
+def validation_files(level):
+    """What the report reads of the validate step: nothing when it is switched off."""
+    names = ("validation.json", "validation_per_query.csv", "lds_curve.csv")
+    return [out(level, name) for name in names + ("validation_predictions.csv",)] if VALIDATE else []
+
+
 def final_outputs():
-    return [out(level, name) for level in LEVELS for name in ("scores.csv", "metrics.json")] + [
-        "results/report.md"
-    ]
+    return (
+        [out(level, name) for level in LEVELS for name in ("scores.csv", "metrics.json")]
+        + [out(level, "validation.json") for level in VALIDATED_LEVELS if VALIDATE]
+        + ["results/report.md"]
+    )

@@ -1,5 +1,7 @@
 # One report for the study; in a hierarchy it also reads the other levels' results.
 OTHER_LEVELS = [level for level in LEVELS if level != "points"]
+CHECKED = VALIDATED_LEVELS if VALIDATE else []  # levels whose validate step the report reads
+VALIDATION_FLAGS = ("validation", "validation-per-query", "lds-curve", "validation-predictions")
 
 
 rule report:
@@ -9,11 +11,13 @@ rule report:
         metrics=out("points", "metrics.json"),
         curve=out("points", "budget_curve.csv"),
         per_query=out("points", "metrics_per_query.csv"),
+        validation=validation_files("points"),
         levels=[
             out(level, name)
             for level in OTHER_LEVELS
             for name in ("estimates.npz", "metrics.json", "budget_curve.csv")
-        ],
+        ]
+        + [out(level, "validation.json") for level in OTHER_LEVELS if level in CHECKED],
     output:
         report="results/report.md",
         plots=directory("results/plots"),
@@ -22,6 +26,10 @@ rule report:
         config=PARAMS,
         levels=" ".join(
             f"--level-name {level} --level-dir results/{level}" for level in OTHER_LEVELS
+        ),
+        validation=lambda wildcards, input: " ".join(
+            f"--{flag} {path}"
+            for flag, path in zip(VALIDATION_FLAGS, input.validation, strict=False)
         ),
     log:
         "logs/report.log",
@@ -34,4 +42,4 @@ rule report:
         "{params.ame} report --params {params.config} --dataset {input.dataset} "
         "--estimates {input.estimates} --metrics {input.metrics} --curve {input.curve} "
         "--per-query {input.per_query} --out {output.report} --plots-dir {output.plots} "
-        "{params.levels} > {log} 2>&1"
+        "{params.levels} {params.validation} > {log} 2>&1"

@@ -20,6 +20,11 @@ dataset (README, "Sources and hierarchical studies"):
 
 Each experiment draws from its own random stream (``ame.sampling.STREAMS``); the flat comparison
 uses the stream of a plain run, so it *is* the plain run of the same settings.
+
+Each experiment also has a *validation* experiment (``validation=True``): fresh subsets of the same
+units and design from a stream of their own, ``validation.n_subsets`` of them (or
+``validation.fraction`` of the experiment's budget), which only ``ame validate`` reads: held out
+from the estimate, they measure how well the estimated effects predict new submodels.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ from ame.sampling import STREAMS, Design, MaskSet, budget_from_sparsity
 from ame.sampling.hierarchy import restriction, selected_sources
 
 LEVELS = ("sources", "points", "flat")
+#: The stream of each experiment's validation subsets.
+VALIDATION_STREAM = {
+    STREAMS["points"]: "validation",
+    STREAMS["sources"]: "validation_sources",
+    STREAMS["restricted"]: "validation_restricted",
+}
 
 
 @dataclass(frozen=True)
@@ -73,9 +84,10 @@ def levels(config: dict) -> list[str]:
     return ["sources", "points"] + (["flat"] if h["compare_flat"] else [])
 
 
-def level_plan(config: dict, level: str, n_units: int) -> LevelPlan:
+def level_plan(config: dict, level: str, n_units: int, validation: bool = False) -> LevelPlan:
     """Budget, rows to train and stream of ``level`` over ``n_units`` columns (points or sources;
-    for the restricted point level, the points of the selected sources)."""
+    for the restricted point level, the points of the selected sources); with ``validation``, of
+    its held-out validation experiment."""
     if level not in LEVELS:
         raise UserError(f"level: unknown experiment {level!r}; choose one of {LEVELS}")
     s, h = config["sampling"], config["hierarchy"]
@@ -88,6 +100,10 @@ def level_plan(config: dict, level: str, n_units: int) -> LevelPlan:
         fixed, k = s["n_subsets"], s["k"]
         stream = STREAMS["restricted" if restricted else "points"]
     budget = int(fixed) if fixed is not None else budget_from_sparsity(n_units, s["c"], k)
+    if validation:
+        v = config["validation"]
+        budget = v["n_subsets"] or max(1, round(v["fraction"] * budget))
+        stream = STREAMS[VALIDATION_STREAM[stream]]
     per_job = check_pack_size(config["training"]["subsets_per_job"])
     return LevelPlan(
         level=level,
@@ -99,9 +115,11 @@ def level_plan(config: dict, level: str, n_units: int) -> LevelPlan:
     )
 
 
-def draw_masks(config: dict, dataset, level: str, selection=None) -> MaskSet:
+def draw_masks(
+    config: dict, dataset, level: str, selection=None, validation: bool = False
+) -> MaskSet:
     """The subsets of one experiment (``selection``: the source-level estimates, for the
-    restricted point level of a hierarchy)."""
+    restricted point level of a hierarchy), or of its validation experiment."""
     hierarchical = config["hierarchy"]["enabled"]
     units = ids = None
     if level == "sources" or (level == "points" and hierarchical):
@@ -119,7 +137,7 @@ def draw_masks(config: dict, dataset, level: str, selection=None) -> MaskSet:
                 "hierarchy.source_subsets (or estimation.fdr) before refining inside sources"
             )
         units, ids = restriction(dataset.source, chosen)
-    plan = level_plan(config, level, dataset.n_points if ids is None else len(ids))
+    plan = level_plan(config, level, dataset.n_points if ids is None else len(ids), validation)
     return MaskSet.draw(
         dataset.n_points,
         plan.n_train,

@@ -80,7 +80,7 @@ def submodel_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, index: i
         "n_points": masks.n_points,
         "p": float(masks.p[index]),
         "settings": digest(submodel_settings(config)),
-        "seed": subset_seed(config, index),
+        "seed": subset_seed(config, index) if masks.seeds is None else int(masks.seeds[index]),
     }
     if masks.units is not None:  # which points each bit decides (sources, selected sources)
         fingerprint["units"] = masks.units_digest()

@@ -1,5 +1,6 @@
 """The human-readable report: report.md with PNG plots of the budget curve, the AME distribution
-with the ground truth marked, and the top-attributed training images of each query."""
+with the ground truth marked, and the top-attributed training images of each query. It opens
+with the evidence that needs no ground truth: held-out LDS and counterfactual removal."""
 
 from __future__ import annotations
 
@@ -173,9 +174,11 @@ def write_report(
     out,
     plots_dir,
     levels: dict | None = None,
+    validation: dict | None = None,
 ) -> None:
     """Write report.md and its plots; ``levels`` maps the study's other experiments (sources,
-    flat) to their results directories."""
+    flat) to their results directories; ``validation`` names the validate step's outputs
+    (``summary``, ``per_query``, ``curve``, ``predictions``)."""
     dataset = Dataset.load(dataset_path)
     estimates = Estimates.load(estimates_path)
     metrics = json.loads(Path(metrics_path).read_text())
@@ -198,22 +201,10 @@ def write_report(
         if Path(plots_dir).is_relative_to(Path(out).parent)
         else Path(plots_dir)
     )
-    summary = pd.DataFrame(
-        [
-            {
-                k: metrics[k]
-                for k in (
-                    "n_submodels",
-                    "n_points",
-                    "n_queries",
-                    "fdr_target",
-                    "precision",
-                    "recall",
-                    "topk_precision",
-                )
-            }
-        ]
-    )
+    columns = ["n_submodels", "n_points", "n_queries", "fdr_target"]
+    if truth is not None:  # without ground truth these metrics are absent, not zero
+        columns += ["precision", "recall", "topk_precision"]
+    summary = pd.DataFrame([{k: metrics[k] for k in columns}])
     header = [
         "# AME report",
         "",
@@ -226,6 +217,13 @@ def write_report(
     levels_part = (
         hierarchy_section(dataset, metrics, levels, plots_dir, rel, direction) if levels else []
     )
+    evidence = validation_section(validation, truth is None, plots_dir, rel) if validation else []
+    if evidence and levels:
+        evidence[2:2] = [
+            "These figures are the point level's; the source level's are in the hierarchical "
+            "section below.",
+            "",
+        ]
     lines = [
         "## Summary (mean over queries)",
         "",
@@ -276,7 +274,7 @@ def write_report(
             "",
         ]
     lines += top_table(estimates, "## Top points per query", direction)
-    atomic_write_text(out, "\n".join(header + levels_part + lines) + "\n")
+    atomic_write_text(out, "\n".join(header + evidence + levels_part + lines) + "\n")
 
 
 def curve_table(curve: pd.DataFrame) -> str:
@@ -383,6 +381,9 @@ def hierarchy_section(
             "",
         ]
         plot_hierarchy_vs_flat(curve, total, points, plots_dir / "hierarchy_vs_flat.png")
+    checks = levels["sources"] / "validation.json"
+    if checks.exists():
+        lines += source_evidence(json.loads(checks.read_text()))
     lines += top_table(src_estimates, "### Top sources per query", direction, names=names)
     lines += [
         "## Point level",
@@ -390,4 +391,153 @@ def hierarchy_section(
         "The sections below describe the point level, inside the selected sources.",
         "",
     ]
+    return lines
+
+
+def _figure(value, digits: int = 3) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _percent(fraction) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.0f} %"
+
+
+def plot_lds_curve(curve: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    ax.plot(curve["n_submodels"], curve["lds_mean"], marker="o", label="LDS (mean over queries)")
+    ax.fill_between(
+        curve["n_submodels"], curve["lds_ci_low"], curve["lds_ci_high"], alpha=0.25, label="95% CI"
+    )
+    _finish_budget_plot(
+        fig, ax, "number of submodels (budget prefix)", "Held-out LDS vs budget", path
+    )
+
+
+def plot_predictions(predictions: pd.DataFrame, query: str, path: Path) -> None:
+    rows = predictions[predictions["query"] == query]
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for p, group in rows.groupby("p"):
+        ax.scatter(group["predicted"], group["measured"], s=10, label=f"p = {p:.3g}")
+    ax.set_xlabel("predicted: sum of AMEs of the subset, centred at p")
+    ax.set_ylabel("measured behaviour")
+    ax.set_title(f"Held-out submodels, {query}")
+    if rows["p"].nunique() <= 10:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_removal_arms(arms: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(1.2 * len(arms) + 2.5, 3.6))
+    x = np.arange(len(arms))
+    for i, (arm, label) in enumerate(
+        (("full", "full data"), ("removed", "minus selection"), ("random", "minus random"))
+    ):
+        ax.bar(
+            x + (i - 1) * 0.27,
+            arms[f"{arm}_mean"],
+            0.27,
+            yerr=arms[f"{arm}_sd"].fillna(0),
+            capsize=3,
+            label=label,
+        )
+    ax.set_xticks(x, arms["query"], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("behaviour (mean over seeds)")
+    ax.set_title("Counterfactual retraining")
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def source_evidence(summary: dict) -> list[str]:
+    """The source level's held-out LDS and removal of its selected sources, in one paragraph."""
+    text = (
+        f"**Source level, without ground truth**: held-out LDS {_figure(summary['lds_mean'])} "
+        f"(95% CI {_figure(summary['lds_ci_low'])} to {_figure(summary['lds_ci_high'])}, "
+        f"{summary['n_validation_submodels']} validation submodels over sources)"
+    )
+    if summary.get("removal_note") is None and "removal_query" in summary:
+        text += (
+            f"; retrained without its {summary['removal_n_removed']} {summary['removal_rule']} "
+            f"sources, {summary['removal_query']} goes from {_figure(summary['removal_full'])} to "
+            f"{_figure(summary['removal_removed'])} (without as many random sources: "
+            f"{_figure(summary['removal_random'])})"
+        )
+    return [text + ".", ""]
+
+
+def validation_section(paths: dict, leads: bool, plots_dir: Path, rel: Path) -> list[str]:
+    """LDS on held-out submodels and the removal arms: the evidence without ground truth."""
+    summary = json.loads(Path(paths["summary"]).read_text())
+    per_query = pd.read_csv(paths["per_query"])
+    curve = pd.read_csv(paths["curve"])
+    predictions = pd.read_csv(paths["predictions"])
+    lds = summary["lds_mean"]
+    lines = [
+        "## Can I trust these attributions?",
+        "",
+        (
+            "The dataset has no ground truth: the evidence below is all there is, computed from "
+            "this run's own models."
+            if leads
+            else "Evidence that needs no ground truth, computed from this run's own models."
+        ),
+        "",
+        f"**Held-out LDS: {_figure(lds)}** (95% bootstrap CI {_figure(summary['lds_ci_low'])} to "
+        f"{_figure(summary['lds_ci_high'])}; mean over {summary['lds_n_queries']} queries). "
+        f"{summary['n_validation_submodels']} validation submodels, trained on fresh random "
+        "subsets that the estimate never saw, are predicted from the estimated effects; the LDS "
+        "is the Spearman correlation of prediction and measurement, computed within each "
+        f"{summary['lds_within']} (so that bigger subsets making better models cannot inflate "
+        "it) and averaged. 1: the effects rank new submodels perfectly; 0: they know nothing.",
+        "",
+    ]
+    if lds is None:
+        lines += [f"LDS not available: {summary['lds_note']}.", ""]
+    if "removal_query" in summary:
+        if summary["removal_note"]:
+            lines += [f"Removal for {summary['removal_query']}: {summary['removal_note']}.", ""]
+        else:
+            rule = {"selected": "selected", "top_k": "top-ranked (none selected)"}[
+                summary["removal_rule"]
+            ]
+            lines += [
+                f"**Counterfactual retraining** ({summary['removal_replicates']} seeds per arm): "
+                f"retrained without its {summary['removal_n_removed']} {rule} "
+                f"{summary['unit']}s, **{summary['removal_query']}** goes from "
+                f"{_figure(summary['removal_full'])} to {_figure(summary['removal_removed'])} "
+                f"({_percent(summary['removal_drop_fraction'])} of the full-data value removed); "
+                f"without as many random {summary['unit']}s it is "
+                f"{_figure(summary['removal_random'])}.",
+                "",
+            ]
+    shown = per_query["query"].iloc[-1]
+    plots = {"lds_scatter.png": lambda p: plot_predictions(predictions, shown, p)}
+    if curve["lds_mean"].notna().any():
+        plots["lds_curve.png"] = lambda p: plot_lds_curve(curve, p)
+    arms = per_query[per_query["removal_rule"].notna() & per_query["removal_note"].isna()]
+    if len(arms):
+        plots["removal_arms.png"] = lambda p: plot_removal_arms(arms, p)
+    for name, draw in plots.items():
+        draw(plots_dir / name)
+    columns = ["query", "lds", "lds_note", "removal_rule", "n_removed", "full_mean", "full_sd"]
+    columns += ["removed_mean", "random_mean", "removal_effect", "random_effect", "removal_note"]
+    table = per_query[columns].dropna(axis=1, how="all")
+    if "n_removed" in table:
+        table = table.astype({"n_removed": "Int64"})
+    table = table.astype(object).where(table.notna(), None)  # blank cells, not "nan"
+    lines += [
+        "Per query (removal effect = full − minus selection; random effect = full − minus random):",
+        "",
+        table.to_markdown(index=False, floatfmt=".3f", missingval=""),
+        "",
+        "LDS at the budget prefixes (one still rising at the full budget says that more "
+        "submodels would help):",
+        "",
+        curve.to_markdown(
+            index=False,
+            floatfmt=[".0f" if c == "n_submodels" else ".3f" for c in curve.columns],
+        ),
+        "",
+    ]
+    lines += [f"![{name}]({rel / name})" for name in plots] + [""]
     return lines

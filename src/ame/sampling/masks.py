@@ -121,6 +121,8 @@ class MaskSet:
     ids: np.ndarray | None = None  # int64 (n_units,): source or point id of each column
     unit: str = "point"  # what a column is: "point" or "source"
     stream: int = 0
+    seeds: np.ndarray | None = None  # int64 (n_subsets,): training seed of each row, when the
+    # rows are replicates that must not share the seed policy's seed (the removal arms)
 
     def __post_init__(self):
         if self.budget is None:
@@ -156,9 +158,24 @@ class MaskSet:
             return None
         return hashlib.sha256(self.units.astype(np.int64).tobytes()).hexdigest()
 
+    def rows_digest(self) -> str:
+        """Hash of every row's bits and training seed: names the store of an artifact whose
+        rows follow other results (the removal arms), so new rows mean new submodels."""
+        h = hashlib.sha256(self.packed.tobytes())
+        if self.seeds is not None:
+            h.update(self.seeds.astype(np.int64).tobytes())
+        return h.hexdigest()
+
     def head(self, n_subsets: int) -> MaskSet:
         """The first ``n_subsets`` subsets (a budget prefix)."""
-        return replace(self, packed=self.packed[:n_subsets], p=self.p[:n_subsets], budget=n_subsets)
+        seeds = None if self.seeds is None else self.seeds[:n_subsets]
+        return replace(
+            self,
+            packed=self.packed[:n_subsets],
+            p=self.p[:n_subsets],
+            budget=n_subsets,
+            seeds=seeds,
+        )
 
     def meta(self) -> dict:
         return {
@@ -201,6 +218,8 @@ class MaskSet:
         }
         if self.units is not None:
             arrays.update(units=self.units.astype(np.int64), ids=self.ids.astype(np.int64))
+        if self.seeds is not None:
+            arrays["seeds"] = self.seeds.astype(np.int64)
         atomic_savez(path, **arrays)
 
     @classmethod
@@ -219,6 +238,9 @@ class MaskSet:
             )
         if units is not None and (units.shape != (n_points,) or units.max() >= n_units):
             raise ValueError(f"{path}: the units map does not match {n_points} points")
+        seeds = arrays.get("seeds")
+        if seeds is not None and seeds.shape != p.shape:
+            raise ValueError(f"{path}: {len(seeds)} training seeds for {len(p)} subsets")
         return cls(
             packed,
             p,
@@ -230,4 +252,5 @@ class MaskSet:
             ids,
             meta.get("unit", "point"),
             int(meta.get("stream", 0)),
+            seeds,
         )

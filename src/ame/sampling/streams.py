@@ -10,7 +10,17 @@ import numpy as np
 
 #: Stream of each experiment's subsets. The knockoff masks are no stream: ``knockoff_rng`` derives
 #: them so that no stream can produce them (stream 1, theirs until then, stays unused).
-STREAMS = {"points": 0, "sources": 2, "restricted": 3}
+#: ``validation*``: the held-out subsets of each experiment (ame.evaluation.validation), never
+#: estimated from; ``removal``: the random points of the counterfactual removal arms.
+STREAMS = {
+    "points": 0,
+    "sources": 2,
+    "restricted": 3,
+    "validation": 4,
+    "validation_sources": 5,
+    "validation_restricted": 6,
+    "removal": 7,
+}
 
 
 def subset_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
