@@ -182,6 +182,28 @@ def row_identity(masks) -> np.ndarray:
     return rank[inverse.ravel()]
 
 
+def fold_units(masks, fold_groups=None) -> np.ndarray:
+    """Id of each row's fold unit: rows of identical subsets, or of one of ``fold_groups``, and
+    chains of both (connected components), always share a fold."""
+    identity = row_identity(masks)
+    if fold_groups is None:
+        return identity
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    fold_groups = np.unique(np.asarray(fold_groups), return_inverse=True)[1].ravel()
+    if fold_groups.shape != identity.shape:
+        raise ValueError(
+            f"fold_groups: expected shape {identity.shape} to match masks, got {fold_groups.shape}"
+        )
+    m, n_ids = identity.size, identity.max() + 1
+    rows = np.r_[np.arange(m), np.arange(m)]
+    nodes = np.r_[identity, n_ids + fold_groups]  # bipartite: rows x (subset ids | fold groups)
+    graph = coo_matrix((np.ones(2 * m), (rows, nodes)), shape=(m, n_ids + fold_groups.max() + 1))
+    _, labels = connected_components(graph @ graph.T, directed=False)
+    return labels
+
+
 def scatter_columns(values: np.ndarray, columns: np.ndarray, n_points: int) -> np.ndarray:
     """Values of some points, (..., len(columns)), placed in (..., n_points); NaN elsewhere."""
     out = np.full(values.shape[:-1] + (n_points,), np.nan)

@@ -165,7 +165,17 @@ class AMEEstimator:
         self.device = device
         self.random_state = random_state
 
-    def fit(self, masks, p, Y, *, n_points=None, design: Design | None = None, subset_index=None):
+    def fit(
+        self,
+        masks,
+        p,
+        Y,
+        *,
+        n_points=None,
+        design: Design | None = None,
+        subset_index=None,
+        fold_groups=None,
+    ):
         """Estimate the AMEs of every point on every behaviour, with intervals.
 
         Parameters
@@ -185,6 +195,10 @@ class AMEEstimator:
         subset_index : array-like of int, shape (n_subsets,), optional
             Index of each row's subset in the experiment (default 0 .. n_subsets - 1). It seeds the
             row's knockoff mask, so that rows keep their knockoffs when others are missing.
+        fold_groups : array-like of int, shape (n_subsets,), optional
+            Rows with equal ids share a cross-validation fold (e.g. a subset and its complement:
+            a held-out row whose partner trains the fold would leak). Identical subsets share
+            a fold anyway.
 
         Returns
         -------
@@ -228,7 +242,7 @@ class AMEEstimator:
             columns = np.r_[keep, keep + n_points] if self.knockoffs else keep
             X = X[:, torch.as_tensor(columns, device=X.device)]
         self.ame_scale_ = dsg.ame_scale(p, self.featurization_)
-        units = dsg.row_identity(masks)
+        units = dsg.fold_units(masks, fold_groups)
         weights, held_out = kfold_weights(m, self.n_folds, rng, strata=groups, units=units)
         cv, live_fit = cross_validate_live(self, X, Y, live, groups, weights, held_out)
         self.lambdas_, self.cv_mse_, self.cv_se_ = cv.lambdas, cv.cv_mse, cv.cv_se

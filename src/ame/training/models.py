@@ -9,8 +9,8 @@ from torch import nn
 
 from ame.errors import UserError
 
-MODELS = ("linear", "mlp", "resnet9")
-CONV_MODELS = ("resnet9",)  # image models: channels-last on GPU, crop-and-flip augmentation
+MODELS = ("linear", "mlp", "cnn", "resnet9")
+CONV_MODELS = ("cnn", "resnet9")  # image models: channels-last on GPU, crop-and-flip augmentation
 #: Per-channel statistics of the CIFAR-10 training images on the [0, 1] scale (ResNet-9 input).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2471, 0.2435, 0.2616)
@@ -21,8 +21,8 @@ def build_model(
 ) -> nn.Module:
     """A fresh, randomly initialised submodel (seed the global torch generator before calling).
 
-    ``hidden`` is the width of the mlp's hidden layer, and the channels of ResNet-9's first
-    convolution (64 in the paper; the other layers scale with it).
+    ``hidden`` is the width of the mlp's hidden layer, and the channels of the first convolution
+    of the cnn and of ResNet-9 (64 in the paper; the other layers scale with it).
     """
     n_inputs = math.prod(input_shape)
     if name == "linear":
@@ -31,6 +31,13 @@ def build_model(
         return nn.Sequential(
             nn.Flatten(), nn.Linear(n_inputs, hidden), nn.ReLU(), nn.Linear(hidden, n_classes)
         )
+    if name == "cnn":
+        if len(input_shape) not in (2, 3) or min(input_shape[-2:]) < 4:
+            raise UserError(
+                f"training.model: cnn needs images of shape (H, W) or (C, H, W) with H, W >= 4,"
+                f" got inputs of shape {tuple(input_shape)}"
+            )
+        return SmallCNN(input_shape, n_classes, hidden)
     if name == "resnet9":
         if len(input_shape) != 3 or input_shape[0] != 3 or min(input_shape[1:]) < 16:
             raise UserError(
@@ -85,6 +92,43 @@ class Scale(nn.Module):
 
     def forward(self, x):
         return x * self.factor
+
+
+class SmallCNN(nn.Sequential):
+    """Two convolution-ReLU-max-pool blocks (``width`` and ``2 * width`` channels, 3x3 kernels),
+    global average pooling and a linear layer: a convolutional network small enough to train
+    thousands of times on CPU (digits, 8x8) and cheap on GPU (CIFAR-10, 32x32).
+
+    No batch normalisation, so that a submodel does not depend on how its rows are batched and
+    many submodels train together exactly as one at a time (``ame.training.vectorized``).
+    Grey images of shape (H, W) get their channel axis inside the model.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], n_classes: int = 10, width: int = 16):
+        channels = input_shape[0] if len(input_shape) == 3 else 1
+        super().__init__(
+            AddChannel() if len(input_shape) == 2 else nn.Identity(),
+            nn.Conv2d(channels, width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            GlobalAveragePool(),
+            nn.Linear(2 * width, n_classes),
+        )
+
+
+class AddChannel(nn.Module):
+    def forward(self, x):
+        return x.unsqueeze(1)
+
+
+class GlobalAveragePool(nn.Module):
+    """Mean over the spatial dimensions (unlike AdaptiveAvgPool2d, deterministic on CUDA)."""
+
+    def forward(self, x):
+        return x.mean(dim=(2, 3))
 
 
 class ResNet9(nn.Sequential):
