@@ -6,6 +6,8 @@ from sklearn.linear_model import lasso_path as sk_lasso_path
 
 from ame.estimation.active_set import ConvergenceWarning
 from ame.estimation.cv import kfold_weights, sparse_to_dense
+from ame.estimation.design import fold_units
+from ame.estimation.estimator import AMEEstimator
 from ame.estimation.fista import _fista
 from ame.estimation.solver import (
     center,
@@ -290,3 +292,34 @@ def test_sparse_to_dense_keeps_column_zero_under_padding():
     np.testing.assert_array_equal(
         sparse_to_dense(index, coef, 4), [[1.5, 0, 0, 2.0], [0, 0, 4.0, 0]]
     )
+
+
+def test_fold_units_join_identical_subsets_and_fold_groups_transitively():
+    masks = np.array([[1, 0], [0, 1], [1, 0], [1, 1], [0, 0]], bool)
+    np.testing.assert_array_equal(fold_units(masks), [0, 1, 0, 2, 3])
+    # rows 0-1 and 2-3 are pairs; 0 and 2 are the same subset: one unit of four rows
+    np.testing.assert_array_equal(fold_units(masks, [7, 7, 3, 3, 9]), [0, 0, 0, 0, 1])
+    with pytest.raises(ValueError, match=r"fold_groups: expected shape \(5,\)"):
+        fold_units(masks, [0, 1])
+
+
+def test_the_estimator_keeps_a_subset_and_its_complement_in_one_fold(monkeypatch):
+    from ame.estimation import estimator as module
+
+    rng = np.random.default_rng(0)
+    half = rng.random((60, 30)) < 0.5
+    masks = np.empty((120, 30), bool)
+    masks[0::2], masks[1::2] = half, ~half  # antithetic pairs
+    Y = masks[:, :3].sum(1) + 0.1 * rng.standard_normal(120)
+    seen = {}
+
+    def spy(*args, **kwargs):
+        weights, seen["held_out"] = kfold_weights(*args, **kwargs)
+        return weights, seen["held_out"]
+
+    monkeypatch.setattr(module, "kfold_weights", spy)
+    AMEEstimator(n_folds=5, n_bootstrap=0, knockoffs=False, random_state=0).fit(
+        masks, np.full(120, 0.5), Y, fold_groups=np.arange(120) // 2
+    )
+    fold = seen["held_out"].argmax(1)
+    np.testing.assert_array_equal(fold[0::2], fold[1::2])

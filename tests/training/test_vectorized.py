@@ -147,6 +147,7 @@ def test_diverged_submodels_are_retried_when_vectorized(config, problem, tmp_pat
     [
         ({"batch_size": 32}, r"full-batch only \(batch_size: null\)"),
         ({"model": "resnet9"}, "only the linear and mlp models train vectorized, not resnet9"),
+        ({"model": "cnn"}, "only the linear and mlp models train vectorized, not cnn"),
         ({"augment": "crop_flip"}, "no augmentation"),
         ({"precision": "bf16"}, r"runs in fp32"),
     ],

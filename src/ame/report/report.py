@@ -55,6 +55,19 @@ FLAG_TEXT = {
 }
 
 
+def submodel_line(config: dict) -> str:
+    """What one submodel is: the plug-in's code, or the built-in model and its recipe (the
+    recipe decides how noisy the behaviours are: README, "Deep submodels")."""
+    if config["dataset"]["name"] == "plugin":
+        return f"Submodels: trained by the plug-in {config['dataset']['plugin']}."
+    t = config["training"]
+    return (
+        f"Submodels: **{t['model']}** (hidden {t['hidden']}), {t['steps']} {t['optimizer']} "
+        f"steps at lr {t['lr']}, weight decay {t['weight_decay']}, seed policy "
+        f"{t['seed_policy']}."
+    )
+
+
 def flags_section(metrics: dict, per_query: pd.DataFrame) -> list[str]:
     """The estimator's warnings, where the reader sees the numbers they qualify."""
     raised = [(k, metrics[k]) for k in FLAG_TEXT if metrics.get(k)]
@@ -211,7 +224,7 @@ def write_report(
         f"Dataset: **{dataset.meta.get('name')}** ({dataset.n_points} training points, "
         f"{len(estimates.names)} queries). Design: **{config['sampling']['design']}**; "
         f"estimand: {estimates.semivalue}. Behaviour: {config['behaviour']['kind']} of the "
-        "query's class. AMEs are in the behaviour's own units.",
+        f"query's class. AMEs are in the behaviour's own units. {submodel_line(config)}",
         "",
     ]
     levels_part = (

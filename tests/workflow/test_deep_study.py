@@ -1,0 +1,61 @@
+"""The deep-submodel study (studies/deep): `dvc repro` at a tiny size, then the small CNN through
+`dvc exp run -S`, as the study's params file tells users (the figures at the documented budget
+are measured by benchmarks/sample_efficiency.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+from conftest import REPO, jobs_run, make_workspace, run
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "sampling": {"n_subsets": 40},
+    "training": {"subsets_per_job": 10, "steps": 10},
+    "behaviour": {"n_queries": 2},
+    "estimation": {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 20, "budget_fractions": [1.0]},
+    "validation": {
+        "enabled": True,
+        "n_subsets": 20,
+        "n_bootstrap": 20,
+        "removal_queries": 1,
+        "replicates": 1,
+    },
+}
+
+
+def test_deep_study_runs_the_mlp_then_the_cnn_through_dvc(tmp_path):
+    workspace = make_workspace(tmp_path / "ws", git=True)
+    study = workspace / "studies" / "deep"
+    shutil.copytree(REPO / "studies" / "deep", study, ignore=shutil.ignore_patterns(
+        "results", "data", "logs", ".snakemake", "dvc.lock", "__pycache__", "tmp"))  # fmt: skip
+    overlay = yaml.safe_load((study / "params.yaml").read_text())
+    assert overlay["training"] == {
+        "model": "mlp", "hidden": 64, "vectorize": True, "lr": 0.01, "weight_decay": 0.03
+    }  # fmt: skip
+    for section, values in TINY.items():
+        overlay.setdefault(section, {}).update(values)
+    (study / "params.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    run(["git", "add", "-A"], workspace)
+    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "study"], workspace)
+
+    first = run(["dvc", "repro"], study)
+    assert "Running stage 'run'" in first.stdout
+    assert json.loads((study / "results/metrics.json").read_text())["n_submodels"] == 40
+    validation = json.loads((study / "results/validation.json").read_text())
+    assert validation["n_validation_submodels"] == 20 and validation["removal_replicates"] == 1
+    report = (study / "results/report.md").read_text()
+    assert "Submodels: **mlp** (hidden 64), 10 adam steps at lr 0.01, weight decay 0.03" in report
+
+    cnn = run(
+        ["dvc", "exp", "run", "-S", "training.model=cnn", "-S", "training.hidden=2",
+         "-S", "training.vectorize=false"],
+        study,
+    )  # fmt: skip
+    assert jobs_run(cnn.stdout + cnn.stderr, "train") >= 4  # every subset retrained
+    assert json.loads((study / "results/metrics.json").read_text())["n_submodels"] == 40
+    assert "Submodels: **cnn** (hidden 2)" in (study / "results/report.md").read_text()
