@@ -92,9 +92,22 @@ def workflow_files(root: Path) -> set[Path]:
     return files | closure(imported) | {SRC / "ame/pipeline/params.schema.yaml"}
 
 
+def all_verbs() -> set[str]:
+    tree = ast.parse((SRC / "ame/cli.py").read_text())
+    return {
+        n.name.removeprefix("cmd_")
+        for n in tree.body
+        if isinstance(n, ast.FunctionDef) and n.name.startswith("cmd_")
+    }
+
+
 def stage_needs(cmd: str) -> set[Path]:
-    rules = re.search(r"--allowed-rules ([\w ]+)", cmd).group(1).split()
-    verbs = {RULE_VERBS.get(rule, rule) for rule in rules} - {None}
+    """What a stage's Snakemake call can run: its allowed rules' verbs, or every verb."""
+    allowed = re.search(r"--allowed-rules ([\w ]+)", cmd)
+    if allowed:
+        verbs = {RULE_VERBS.get(rule, rule) for rule in allowed.group(1).split()} - {None}
+    else:
+        verbs = all_verbs()
     needed = workflow_files(REPO)
     for verb in verbs:
         needed |= closure(verb_roots(verb))
