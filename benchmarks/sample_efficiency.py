@@ -187,7 +187,8 @@ def main() -> None:
 
 def report(df: pd.DataFrame, tuning_seed: int) -> None:
     full = df[df["trainings"] == BUDGET]
-    print(f"\n## At m = {BUDGET} trainings: mean over dataset seeds {sorted(df.seed.unique())} "
+    seeds = sorted(int(s) for s in df.seed.unique())
+    print(f"\n## At m = {BUDGET} trainings: mean over dataset seeds {seeds} "
           f"(seed {tuning_seed} chose the recipe by LDS; the others chose nothing)\n")  # fmt: skip
     table = full.groupby(["model", "lever"], sort=False)[
         ["topk", "precision", "recall", "lds", "train_s"]
@@ -196,11 +197,11 @@ def report(df: pd.DataFrame, tuning_seed: int) -> None:
     table["topk_held_out"] = held["topk"].mean()
     table["recall_held_out"] = held["recall"].mean()
     table["lds_tuning_seed"] = full[full.seed == tuning_seed].set_index(["model", "lever"])["lds"]
-    print(table.round(3).to_markdown(floatfmt=".3f"))
+    print(table.round(3).reset_index().to_markdown(index=False, floatfmt=".3f"))
     print("\n## Budget prefixes: mean over seeds, top-k precision / recall / held-out LDS\n")
     curve = df.groupby(["model", "lever", "trainings"], sort=False)[["topk", "recall", "lds"]]
     cells = curve.mean().apply(lambda r: f"{r.topk:.2f} / {r.recall:.2f} / {r.lds:.2f}", axis=1)
-    print(cells.unstack("trainings").to_markdown())
+    print(cells.unstack("trainings").reset_index().to_markdown(index=False))
     mlp = full[(full.model == "mlp") & (full.seed == tuning_seed)]
     if len(mlp):
         chosen = mlp.loc[mlp["lds"].idxmax(), "lever"]
