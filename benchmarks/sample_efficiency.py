@@ -47,7 +47,7 @@ LEVERS = {
 MODEL_SETTINGS = {
     "linear": {"training": {"model": "linear"}},
     "mlp": {"training": {"model": "mlp"}},
-    "cnn": {"training": {"model": "cnn", "hidden": 8, "vectorize": False}},
+    "cnn": {"training": {"model": "cnn", "hidden": 4, "vectorize": False}},
 }
 
 

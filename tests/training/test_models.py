@@ -20,9 +20,9 @@ def settings():
 @pytest.mark.parametrize(
     ("shape", "expected"),
     [
-        # conv C->w (9 C w + w), conv w->2w (18 w^2 + 2w), linear 2w->10 (20 w + 10)
-        ((8, 8), 9 * 4 + 4 + 18 * 16 + 8 + 80 + 10),  # grey digits: the channel is added
-        ((3, 32, 32), 27 * 4 + 4 + 18 * 16 + 8 + 80 + 10),
+        # conv C->w (9 C w + w), conv w->2w (18 w^2 + 2w), linear 2w (H/4) (W/4) -> 10
+        ((8, 8), 9 * 4 + 4 + 18 * 16 + 8 + 8 * 4 * 10 + 10),  # grey digits: channel added
+        ((3, 32, 32), 27 * 4 + 4 + 18 * 16 + 8 + 8 * 64 * 10 + 10),
     ],
 )
 def test_cnn_shapes_and_parameter_count(shape, expected):
@@ -43,7 +43,7 @@ def test_cnn_learns_the_planted_backdoor_on_cpu_and_repeats_itself(settings):
     X_query = torch.as_tensor(dataset.X_query)
     clean = torch.as_tensor(np.setdiff1d(np.arange(len(y)), dataset.ground_truth))
     everything = torch.arange(len(y))
-    config = {**settings, "hidden": 8}
+    config = {**settings, "hidden": 4}
 
     def backdoor_rate(rows):
         logits = predict(fit_submodel(X, y, rows, 10, config, 0), X_query, config)
@@ -51,7 +51,7 @@ def test_cnn_learns_the_planted_backdoor_on_cpu_and_repeats_itself(settings):
 
     poisoned_rate, logits = backdoor_rate(everything)
     clean_rate, _ = backdoor_rate(clean)
-    assert poisoned_rate > 0.8 and clean_rate < 0.1  # the trigger works only if poisons taught it
+    assert poisoned_rate > 0.5 and clean_rate < 0.05  # the trigger works only if poisons taught it
     np.testing.assert_array_equal(logits, backdoor_rate(everything)[1])
 
 

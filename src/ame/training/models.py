@@ -95,17 +95,19 @@ class Scale(nn.Module):
 
 
 class SmallCNN(nn.Sequential):
-    """Two convolution-ReLU-max-pool blocks (``width`` and ``2 * width`` channels, 3x3 kernels),
-    global average pooling and a linear layer: a convolutional network small enough to train
-    thousands of times on CPU (digits, 8x8) and cheap on GPU (CIFAR-10, 32x32).
+    """LeNet-style: two convolution-ReLU-max-pool blocks (``width`` and ``2 * width`` channels,
+    3x3 kernels), then a linear layer on the flattened feature map: a convolutional network small
+    enough to train thousands of times on CPU (digits, 8x8) and cheap on GPU (CIFAR-10, 32x32).
 
-    No batch normalisation, so that a submodel does not depend on how its rows are batched and
-    many submodels train together exactly as one at a time (``ame.training.vectorized``).
-    Grey images of shape (H, W) get their channel axis inside the model.
+    The head sees where a feature sits (no global pooling), so a trigger in a fixed corner is as
+    easy to learn as for the linear model. No batch normalisation, so that a submodel does not
+    depend on how its rows are batched. Grey images of shape (H, W) get their channel axis inside
+    the model.
     """
 
     def __init__(self, input_shape: tuple[int, ...], n_classes: int = 10, width: int = 16):
         channels = input_shape[0] if len(input_shape) == 3 else 1
+        height, breadth = input_shape[-2] // 4, input_shape[-1] // 4
         super().__init__(
             AddChannel() if len(input_shape) == 2 else nn.Identity(),
             nn.Conv2d(channels, width, 3, padding=1),
@@ -114,21 +116,14 @@ class SmallCNN(nn.Sequential):
             nn.Conv2d(width, 2 * width, 3, padding=1),
             nn.ReLU(),
             nn.MaxPool2d(2),
-            GlobalAveragePool(),
-            nn.Linear(2 * width, n_classes),
+            nn.Flatten(),
+            nn.Linear(2 * width * height * breadth, n_classes),
         )
 
 
 class AddChannel(nn.Module):
     def forward(self, x):
         return x.unsqueeze(1)
-
-
-class GlobalAveragePool(nn.Module):
-    """Mean over the spatial dimensions (unlike AdaptiveAvgPool2d, deterministic on CUDA)."""
-
-    def forward(self, x):
-        return x.mean(dim=(2, 3))
 
 
 class ResNet9(nn.Sequential):
