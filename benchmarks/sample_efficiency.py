@@ -10,7 +10,7 @@ Honesty: the poisons enter only the scoring. The recipe shipped for deep models 
 held-out LDS alone, on dataset seed 0 (``--tuning-seed``); seeds 1 and 2 chose nothing. The cnn
 takes the recipe the mlp's LDS chose, without a choice of its own.
 
-    python benchmarks/sample_efficiency.py                 # everything (the cnn: ~35 CPU-min per run)
+    python benchmarks/sample_efficiency.py     # everything (the cnn: ~35 CPU-min per run)
     python benchmarks/sample_efficiency.py --models mlp --levers baseline smooth --seeds 0
 """
 
