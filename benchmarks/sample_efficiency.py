@@ -51,13 +51,6 @@ MODEL_SETTINGS = {
 }
 
 
-def merge(base: dict, overlay: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        out[key] = merge(out.get(key, {}), value) if isinstance(value, dict) else value
-    return out
-
-
 def antithetic(masks):
     """Pairs (S at p, complement of S at 1 - p): odd subsets replaced by their partner's
     complement (the grid {0.2, 0.4, 0.6, 0.8} maps onto itself)."""
@@ -107,9 +100,9 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
 
     overlay = copy.deepcopy(LEVERS[lever])
     anti, n_seeds = overlay.pop("antithetic", False), overlay.pop("seed_average", 1)
-    config = merge(merge(params.load(ROOT / "params.yaml"), MODEL_SETTINGS[model]), overlay)
-    config = merge(config, {"dataset": {"seed": seed}, "sampling": {"n_subsets": BUDGET}})
-    config["validation"]["n_subsets"] = N_VALIDATION
+    config = params.merge(params.load(ROOT / "params.yaml"), MODEL_SETTINGS[model])
+    config = params.merge(params.merge(config, overlay), {"dataset": {"seed": seed}})
+    config["sampling"]["n_subsets"], config["validation"]["n_subsets"] = BUDGET, N_VALIDATION
     config = params.validate(config)
     dataset = data.build(config)
     started = time.perf_counter()
