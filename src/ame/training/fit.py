@@ -56,8 +56,10 @@ def configure_backends(settings: dict, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = not deterministic
 
 
-def channels_last(settings: dict, device: torch.device) -> bool:
-    return device.type == "cuda" and settings["model"] in CONV_MODELS
+def channels_last(settings: dict, X: torch.Tensor) -> bool:
+    """Channels-last layout for conv models on CUDA, for batched images (N, C, H, W) only: grey
+    (N, H, W) inputs get their channel inside the model and keep the default layout."""
+    return X.device.type == "cuda" and settings["model"] in CONV_MODELS and X.ndim == 4
 
 
 def autocast(settings: dict, device: torch.device):
@@ -144,7 +146,7 @@ def fit_submodel(
     generator = torch.Generator(device=X.device).manual_seed(seed)
     model = build_model(settings["model"], tuple(X.shape[1:]), n_classes, settings["hidden"])
     model = model.to(X.device)
-    layout = torch.channels_last if channels_last(settings, X.device) else None
+    layout = torch.channels_last if channels_last(settings, X) else None
     if layout is not None:
         model = model.to(memory_format=layout)
     optimizer = make_optimizer(model.parameters(), settings)
@@ -181,7 +183,7 @@ def fit_submodel(
 def predict(model: torch.nn.Module, X: torch.Tensor, settings: dict) -> np.ndarray:
     """Float32 logits of shape (n, n_classes) of the model in eval mode, in float32 arithmetic."""
     model.eval()
-    layout = torch.channels_last if channels_last(settings, X.device) else torch.contiguous_format
+    layout = torch.channels_last if channels_last(settings, X) else torch.contiguous_format
     outputs = []
     for start in range(0, max(len(X), 1), PREDICT_BATCH):
         inputs = as_float(X[start : start + PREDICT_BATCH]).contiguous(memory_format=layout)
