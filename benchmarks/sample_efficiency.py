@@ -6,6 +6,10 @@ held-out validation submodels with the library's own trainer, fit the estimator 
 prefixes m/8, m/4, m/2, m, and print top-k precision, Knockoff+ precision and recall at FDR 0.1
 (against the planted poisons) and the held-out LDS (within p; ground-truth free).
 
+Multi-fidelity and adaptive levers (mlp): a linear proxy on the same data, 4 x m cheap submodels on
+subsets of its own, used as a control variate of the deep behaviour or to screen candidates; and a
+second experiment over the candidates of a first (half the trainings each), every other point in.
+
 Honesty: the poisons enter only the scoring. The recipe shipped for deep models was chosen by
 held-out LDS alone, on dataset seed 0 (``--tuning-seed``); seeds 1 and 2 chose nothing. The cnn
 takes the recipe the mlp's LDS chose, without a choice of its own.
@@ -42,7 +46,15 @@ LEVERS = {
     "smooth_wd_0.1": {"training": {"weight_decay": 0.1, "lr": 0.01}},
     "smooth+antithetic": {"training": {"weight_decay": 0.03, "lr": 0.01}, "antithetic": True},
     "smooth+2_seeds": {"training": {"weight_decay": 0.03, "lr": 0.01}, "seed_average": 2},
+    # multi-fidelity: the linear proxy's residual as a control variate of the behaviour
+    "smooth+linear_control": {"training": {"weight_decay": 0.03, "lr": 0.01}, "proxy": "control"},
+    # multi-fidelity: regress only on the proxy's top SCREEN_SHARE of points
+    "smooth+linear_screen": {"training": {"weight_decay": 0.03, "lr": 0.01}, "proxy": "screen"},
+    # adaptive: half the trainings screen, half refine over the candidates, all others in
+    "smooth+refine": {"training": {"weight_decay": 0.03, "lr": 0.01}, "refine": True},
 }
+PROXY_TRAININGS = 4 * BUDGET  # linear submodels of the proxy: cheap next to a deep one
+SCREEN_SHARE = 0.1  # candidates kept by a screen, fixed in advance (no ground truth)
 #: Per model: settings every lever of that model shares (the cnn's width: cheap on 2 CPU cores).
 MODEL_SETTINGS = {
     "linear": {"training": {"model": "linear"}},
@@ -65,8 +77,12 @@ def antithetic(masks):
     return dataclasses.replace(masks, packed=pack_masks(bits), p=p)
 
 
-def behaviours(config: dict, dataset, masks, n_subsets: int, n_seeds: int = 1) -> np.ndarray:
-    """Behaviour matrix of the first ``n_subsets`` subsets, each the mean over ``n_seeds``
+def point_masks(masks, n_subsets: int) -> np.ndarray:
+    return np.stack([masks.point_mask(i) for i in range(n_subsets)])
+
+
+def behaviours(config: dict, dataset, subsets: np.ndarray, n_seeds: int = 1) -> np.ndarray:
+    """Behaviour matrix of the subsets (boolean point masks), each the mean over ``n_seeds``
     submodels trained with different seeds (seed policy as configured)."""
     import torch
 
@@ -75,10 +91,11 @@ def behaviours(config: dict, dataset, masks, n_subsets: int, n_seeds: int = 1) -
 
     t = config["training"]
     trainer = BuiltinTrainer(dataset, t, torch.device("cpu"))
+    n_subsets = len(subsets)
     Y = np.zeros((n_subsets, config["behaviour"]["n_queries"] + 1))
     for start in range(0, n_subsets, 100):
         index = list(range(start, min(start + 100, n_subsets)))
-        rows = [np.flatnonzero(masks.point_mask(i)) for i in index]
+        rows = [np.flatnonzero(subsets[i]) for i in index]
         for r in range(n_seeds):
             base = t["seed"] + r * 1_000_003
             seeds = [base + (i if t["seed_policy"] == "per_subset" else 0) for i in index]
@@ -87,56 +104,152 @@ def behaviours(config: dict, dataset, masks, n_subsets: int, n_seeds: int = 1) -
     return Y
 
 
+def fit_units(config: dict, unit_masks, p, Y, n_points: int, columns=None, fold_groups=None):
+    """AMEs and selection of every point from a fit on ``columns`` only (all when None); the
+    others get AME 0 and are never selected."""
+    from ame.estimation.results import estimator_from_params, selection
+
+    columns = np.arange(n_points) if columns is None else columns
+    estimator = estimator_from_params(config, n_bootstrap=0).fit(
+        unit_masks[:, columns], p, Y, fold_groups=fold_groups
+    )
+    ame = np.zeros((Y.shape[1], n_points))
+    selected = np.zeros((Y.shape[1], n_points), dtype=bool)
+    ame[:, columns], selected[:, columns] = estimator.ame_, selection(estimator, config)
+    debiased = np.zeros_like(ame)
+    debiased[:, columns] = np.nan_to_num(estimator.ame_debiased_)
+    return ame, selected, debiased
+
+
+def candidates(debiased: np.ndarray, direction: str) -> np.ndarray:
+    """The SCREEN_SHARE of points with the strongest debiased AME in the direction, any query."""
+    strength = (debiased if direction == "positive" else -debiased).max(axis=0)
+    n = max(1, round(SCREEN_SHARE * debiased.shape[1]))
+    return np.sort(np.argsort(-strength, kind="stable")[:n])
+
+
+def proxy_fit(config: dict, dataset, subsets, p):
+    """The linear proxy (shipped recipe) on PROXY_TRAININGS subsets of its own sampling seed:
+    its debiased AMEs, and its behaviours on the deep model's ``subsets``."""
+    from ame.pipeline import params, plan
+
+    proxy = params.merge(config, {"training": params.load(ROOT / "params.yaml")["training"]})
+    proxy = params.merge(proxy, MODEL_SETTINGS["linear"])
+    proxy["sampling"]["seed"] += 1  # independent of the deep model's subsets
+    proxy["sampling"]["n_subsets"] = PROXY_TRAININGS
+    proxy = params.validate(proxy)
+    own = plan.draw_masks(proxy, dataset, "points")
+    own_subsets = point_masks(own, PROXY_TRAININGS)
+    _, _, debiased = fit_units(
+        proxy,
+        own_subsets,
+        own.p[:PROXY_TRAININGS],
+        behaviours(proxy, dataset, own_subsets),
+        dataset.n_points,
+    )
+    return debiased, behaviours(proxy, dataset, subsets)
+
+
+def control_variate(Y, Y_proxy, proxy_ame, subsets, p) -> np.ndarray:
+    """Y minus c times the proxy's residual from its own first-order fit (what the proxy's
+    AMEs do not explain), c per query by least squares within p: the part of the deep model's
+    noise the proxy shares is taken out; the first-order signal, orthogonal to it, stays."""
+    from ame.evaluation.validation import p_groups, predict
+
+    residual = Y_proxy - predict(proxy_ame, subsets, p)
+    groups, _ = p_groups(p)
+    for g in np.unique(groups):
+        residual[groups == g] -= residual[groups == g].mean(axis=0)
+    deviation = Y - np.stack([Y[groups == g].mean(0) for g in groups])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.nan_to_num((residual * deviation).sum(0) / (residual**2).sum(0))
+    return Y - c * residual
+
+
+def refine_subsets(config: dict, columns: np.ndarray, n_subsets: int, n_points: int):
+    """A second experiment over ``columns``: each in at a p of the design, every other point in."""
+    from ame.pipeline import plan
+    from ame.sampling.masks import sample_subsets
+    from ame.sampling.streams import STREAMS
+
+    bits, p = sample_subsets(
+        len(columns), n_subsets, design=plan.design(config), seed=config["sampling"]["seed"],
+        stream=STREAMS["restricted"],  # the library's stream for a restricted experiment
+    )  # fmt: skip
+    subsets = np.ones((n_subsets, n_points), dtype=bool)
+    subsets[:, columns] = bits
+    return subsets, p
+
+
 def run(model: str, lever: str, seed: int) -> list[dict]:
     """One (model, lever, dataset seed): figures at every budget prefix."""
     import torch
 
     torch.set_num_threads(1)
     from ame import data
-    from ame.estimation.results import estimator_from_params, selection
     from ame.evaluation.metrics import selection_scores, topk_precision
     from ame.evaluation.validation import lds
     from ame.pipeline import params, plan
 
     overlay = copy.deepcopy(LEVERS[lever])
     anti, n_seeds = overlay.pop("antithetic", False), overlay.pop("seed_average", 1)
+    proxy, refine = overlay.pop("proxy", None), overlay.pop("refine", False)
     config = params.merge(params.load(ROOT / "params.yaml"), MODEL_SETTINGS[model])
     config = params.merge(params.merge(config, overlay), {"dataset": {"seed": seed}})
     config["sampling"]["n_subsets"], config["validation"]["n_subsets"] = BUDGET, N_VALIDATION
     config = params.validate(config)
+    direction = config["estimation"]["direction"]
     dataset = data.build(config)
+    N = dataset.n_points
     started = time.perf_counter()
     masks = plan.draw_masks(config, dataset, "points")
     masks = antithetic(masks) if anti else masks
     n_subsets = BUDGET // n_seeds  # the same number of trainings for every lever
-    Y = behaviours(config, dataset, masks, n_subsets, n_seeds)
+    subsets = point_masks(masks, n_subsets)
+    Y = behaviours(config, dataset, subsets, n_seeds)
+    if proxy:
+        proxy_ame, Y_proxy = proxy_fit(config, dataset, subsets, masks.p[:n_subsets])
     held_out = plan.draw_masks(config, dataset, "points", validation=True)
-    Y_val = behaviours(config, dataset, held_out, N_VALIDATION)
+    Y_val = behaviours(config, dataset, point_masks(held_out, N_VALIDATION))
     val_masks, val_p = held_out.masks[:N_VALIDATION], held_out.p[:N_VALIDATION]
     train_s = time.perf_counter() - started
     rows = []
     for fraction in FRACTIONS:
         n = round(fraction * n_subsets)
-        pairs = np.arange(n) // 2 if anti else None  # a pair never straddles two CV folds
-        estimator = estimator_from_params(config, n_bootstrap=0).fit(
-            masks.masks[:n], masks.p[:n], Y[:n], fold_groups=pairs
-        )
-        precision, recall = selection_scores(selection(estimator, config), dataset.ground_truth)
-        scores, _ = lds(estimator.ame_, val_masks, val_p, Y_val)
+        X, p, Yn = subsets[:n], masks.p[:n], Y[:n]
+        if proxy == "control":
+            ame, selected, _ = fit_units(
+                config, X, p, control_variate(Yn, Y_proxy[:n], proxy_ame, X, p), N
+            )
+        elif proxy == "screen":
+            ame, selected, _ = fit_units(config, X, p, Yn, N, candidates(proxy_ame, direction))
+        elif refine:
+            first = n // 2
+            _, _, debiased = fit_units(config, X[:first], p[:first], Yn[:first], N)
+            columns = candidates(debiased, direction)
+            X2, p2 = refine_subsets(config, columns, n - first, N)
+            started = time.perf_counter()
+            Y2 = behaviours(config, dataset, X2)
+            train_s += time.perf_counter() - started  # the second experiment's trainings
+            ame, selected, _ = fit_units(config, X2, p2, Y2, N, columns)
+        else:
+            pairs = np.arange(n) // 2 if anti else None  # a pair never straddles two CV folds
+            ame, selected, _ = fit_units(config, X, p, Yn, N, fold_groups=pairs)
+        precision, recall = selection_scores(selected, dataset.ground_truth)
+        scores, _ = lds(ame, val_masks, val_p, Y_val)
         rows.append(
             {
                 "model": model,
                 "lever": lever,
                 "seed": seed,
                 "trainings": round(fraction * BUDGET),
-                "topk": float(topk_precision(estimator.ame_, dataset.ground_truth).mean()),
+                "topk": float(topk_precision(ame, dataset.ground_truth).mean()),
                 "precision": float(precision.mean()),
                 "recall": float(recall.mean()),
                 "lds": float(np.nanmean(scores)),
-                "train_s": train_s,
             }
         )
-    return rows
+    return [{**row, "train_s": train_s} for row in rows]
 
 
 def main() -> None:
