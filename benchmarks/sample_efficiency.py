@@ -315,11 +315,11 @@ def report(df: pd.DataFrame, tuning_seed: int) -> None:
 
 
 #: The levers each model runs by default: every lever for the mlp (where the choice is made),
-#: the baseline and the chosen recipe for the others.
+#: the baseline and the chosen recipe for the others (the cnn: with and without the proxy).
 MODEL_LEVERS = {
     "linear": ["baseline", "smooth"],
     "mlp": list(LEVERS),
-    "cnn": ["baseline", "smooth"],
+    "cnn": ["baseline", "smooth", "smooth+linear_control"],
 }
 
 if __name__ == "__main__":
