@@ -154,7 +154,8 @@ def proxy_fit(config: dict, dataset, subsets, p):
 def control_variate(Y, Y_proxy, proxy_ame, subsets, p) -> np.ndarray:
     """Y minus c times the proxy's residual from its own first-order fit (what the proxy's
     AMEs do not explain), c per query by least squares within p: the part of the deep model's
-    noise the proxy shares is taken out; the first-order signal, orthogonal to it, stays."""
+    noise the proxy shares is taken out, but c times the error of the proxy's AMEs enters the
+    first-order signal, where no knockoff column carries it (the FDR guarantee is lost)."""
     from ame.evaluation.validation import p_groups, predict
 
     residual = Y_proxy - predict(proxy_ame, subsets, p)
