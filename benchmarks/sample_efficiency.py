@@ -79,6 +79,7 @@ def antithetic(masks):
 
 
 def point_masks(masks, n_subsets: int) -> np.ndarray:
+    """The training points of the first ``n_subsets`` subsets, as boolean rows."""
     return np.stack([masks.point_mask(i) for i in range(n_subsets)])
 
 
@@ -158,11 +159,12 @@ def control_variate(Y, Y_proxy, proxy_ame, subsets, p) -> np.ndarray:
     first-order signal, where no knockoff column carries it (the FDR guarantee is lost)."""
     from ame.evaluation.validation import p_groups, predict
 
-    residual = Y_proxy - predict(proxy_ame, subsets, p)
+    residual, deviation = Y_proxy - predict(proxy_ame, subsets, p), Y.copy()
     groups, _ = p_groups(p)
     for g in np.unique(groups):
-        residual[groups == g] -= residual[groups == g].mean(axis=0)
-    deviation = Y - np.stack([Y[groups == g].mean(0) for g in groups])
+        rows = groups == g
+        residual[rows] -= residual[rows].mean(axis=0)
+        deviation[rows] -= deviation[rows].mean(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.nan_to_num((residual * deviation).sum(0) / (residual**2).sum(0))
     return Y - c * residual
