@@ -1,4 +1,6 @@
-# Two entry points: `make demo` runs the default study end to end, `make test` runs the checks;
+# Two entry points: `make demo` runs the default study end to end, `make test` runs the whole
+# suite (what CI runs); `make check` is the contributors' fast tier (lint, unit tests, one tiny
+# workflow run: under 3 minutes);
 # `make hierarchical` runs the source-level study in studies/hierarchical, `make deep` the
 # deep-submodel study in studies/deep.
 # Both build the pinned virtual environment first (.venv, torch 2.13.0 CPU build).
@@ -6,7 +8,7 @@ VENV := .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo hierarchical deep example-sklearn example-torch test lint clean
+.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,8 +43,13 @@ lint: setup
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
 	snakemake --lint
-	cd studies/hierarchical && snakemake -s ../../Snakefile --lint
-	cd studies/deep && snakemake -s ../../Snakefile --lint
+	for study in studies/hierarchical studies/deep examples/sklearn_mislabel examples/torch_backdoor; do \
+		(cd $$study && snakemake -s ../../Snakefile --lint) || exit 1; \
+	done
+
+# the markers are registered in pyproject.toml; `smoke` is the one tiny end-to-end run
+check: lint
+	pytest -m "smoke or not (slow or slurm or statistical)"
 
 test: lint
 	pytest

@@ -97,6 +97,7 @@ FDR_CASES = {
 }
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("case", sorted(FDR_CASES))
 @pytest.mark.parametrize("rule", ["knockoff", "bh"])
 def test_selection_controls_fdr(case, rule):
@@ -117,6 +118,7 @@ def test_selection_controls_fdr(case, rule):
         assert np.mean(power) > 0.5  # and is not vacuous
 
 
+@pytest.mark.statistical
 def test_bh_controls_fdr_under_the_global_null_at_the_default_rule():
     """BH needs no knockoffs: 24 designs x 30 null queries at λ_1se; FDR = P(any selection)."""
     fdp = []

@@ -80,6 +80,7 @@ def test_truncated_path_is_recorded():
     assert not free.path_truncated_.any() and free.n_steps_[0] > est.n_steps_[0]
 
 
+@pytest.mark.statistical
 def test_intervals_cover_planted_linear_effects():
     """Defect 4: ame_ ± 1.96 stderr_ covered 0.22 of the non-zero effects at λ_1se."""
     cover_nonzero, cover_zero = [], []

@@ -15,6 +15,7 @@ def jobs_run(output: str, rule: str) -> int:
     return int(match.group(1)) if match else 0
 
 
+@pytest.mark.smoke  # `make check`'s one end-to-end run
 def test_snakemake_run_then_nothing_to_do_then_grow_budget(workspace):
     first = snakemake(workspace)
     assert jobs_run(first.stderr + first.stdout, "train") == 4
