@@ -152,7 +152,7 @@ def proxy_fit(config: dict, dataset, subsets, p):
     return debiased, behaviours(proxy, dataset, subsets)
 
 
-def control_variate(Y, Y_proxy, proxy_ame, subsets, p) -> np.ndarray:
+def control_variate(Y, Y_proxy, proxy_ame, subsets, p, design) -> np.ndarray:
     """Y minus c times the proxy's residual from its own first-order fit (what the proxy's
     AMEs do not explain), c per query by least squares within p: the part of the deep model's
     noise the proxy shares is taken out, but c times the error of the proxy's AMEs enters the
@@ -160,7 +160,7 @@ def control_variate(Y, Y_proxy, proxy_ame, subsets, p) -> np.ndarray:
     from ame.evaluation.validation import p_groups, predict
 
     residual, deviation = Y_proxy - predict(proxy_ame, subsets, p), Y.copy()
-    groups, _ = p_groups(p)
+    groups, _ = p_groups(p, design)
     for g in np.unique(groups):
         rows = groups == g
         residual[rows] -= residual[rows].mean(axis=0)
@@ -223,7 +223,7 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
         X, p, Yn = subsets[:n], masks.p[:n], Y[:n]
         if proxy == "control":
             ame, selected, _ = fit_units(
-                config, X, p, control_variate(Yn, Y_proxy[:n], proxy_ame, X, p), N
+                config, X, p, control_variate(Yn, Y_proxy[:n], proxy_ame, X, p, masks.design), N
             )
         elif proxy == "screen":
             ame, selected, _ = fit_units(config, X, p, Yn, N, candidates(proxy_ame, direction))
@@ -240,7 +240,7 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
             pairs = np.arange(n) // 2 if anti else None  # a pair never straddles two CV folds
             ame, selected, _ = fit_units(config, X, p, Yn, N, fold_groups=pairs)
         precision, recall = selection_scores(selected, dataset.ground_truth)
-        scores, _ = lds(ame, val_masks, val_p, Y_val)
+        scores, _ = lds(ame, val_masks, val_p, Y_val, held_out.design)
         rows.append(
             {
                 "model": model,

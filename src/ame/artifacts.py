@@ -35,13 +35,19 @@ def default_mode() -> int:
 def atomic_path(path: str | Path, suffix: str = ""):
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix + ".tmp")
+    except OSError as err:  # a read-only or missing place: the user's to fix, not a bug
+        raise ArtifactError(f"{path}: cannot write here ({err.strerror})") from err
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as err:  # e.g. the output names a directory
+            raise ArtifactError(f"{path}: cannot write here ({err.strerror})") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -70,6 +76,30 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def load_json(path: str | Path):
+    """A JSON artifact (metrics, summaries, plans); missing or unreadable is an ArtifactError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: file not found")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: not a readable JSON file ({err})") from err
+
+
+def load_csv(path: str | Path):
+    """A CSV table written by a step (curves, per-query tables) as a pandas DataFrame."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: file not found")
+    try:
+        return pd.read_csv(path)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ArtifactError(f"{path}: not a readable CSV table ({err})") from err
 
 
 def load_npz(path: str | Path, required: Iterable[str] = ()) -> dict[str, np.ndarray]:

@@ -1,8 +1,10 @@
 """Command line: one verb per pipeline step (``ame <step> ...``), each reading and writing files.
 
 The Snakemake rules and DVC stages call these verbs; a researcher can call them by hand too.
-Bad input ends with one line naming the culprit and a non-zero exit; outputs are written
-atomically, so a failed or killed step leaves nothing a rerun would take as finished.
+Bad input (:class:`ame.errors.UserError` and its kin, raised where the input is read) ends with
+one line naming the culprit and exit status 2; anything else is a bug and keeps its traceback
+(exit 1). Outputs are written atomically, so a failed or killed step leaves nothing a rerun would
+take as finished.
 """
 
 from __future__ import annotations
@@ -100,9 +102,9 @@ def cmd_estimate(args) -> None:
             design=masks.design,
             subset_index=behaviours.subsets,
         )
-        prefixes = PrefixEstimates.fit(config, masks, behaviours)
-    except ValueError as err:  # the estimator names its argument: say where it came from
+    except UserError as err:  # the estimator names its argument: say where it came from
         raise UserError(f"estimation ({len(behaviours.subsets)} submodels): {err}") from err
+    prefixes = PrefixEstimates.fit(config, masks, behaviours)
     Estimates.from_estimator(estimator, config, behaviours, masks).save(args.out, args.scores)
     prefixes.save(args.prefixes)
 
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (UserError, FileNotFoundError, PermissionError, IsADirectoryError) as err:
+    except UserError as err:  # the one rule: bad input is one line; anything else is a bug
         if os.environ.get("AME_DEBUG"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__

@@ -2,9 +2,10 @@
 
 
 class UserError(ValueError):
-    """Bad input: a parameter, a file, a plug-in, a subset. The message names the culprit.
+    """Bad input: a parameter, a file, a plug-in, a subset, or an argument of a public function.
+    The message names the culprit.
 
-    A ``ValueError`` so that library callers can catch it the usual way; the command line turns
-    only this family (and missing or unreadable files) into one-line messages, so a bug still
-    shows its traceback.
+    A ``ValueError`` so that library callers can catch it the usual way. It is raised where the
+    input is read or checked; the command line turns only this family into one-line messages
+    (``ame.cli.main``), so a bug, whatever its type, still shows its traceback.
     """

@@ -109,8 +109,8 @@ def copy_of_done(done, tmp_path) -> Path:
             "behaviour.n_queries: 400 exceeds the 324 query points of the dataset",
         ),
         (
-            {"dataset": {"n_sources": 20, "n_poisoned_sources": 25}},
-            "dataset.n_poisoned_sources: 25 exceeds min(n_sources, n_poisons) = 20",
+            {"dataset": {"n_sources": 12, "n_poisoned_sources": 13}},
+            "dataset.n_poisoned_sources: 13 exceeds min(n_sources, n_poisons) = 12",
         ),
         ({"dataset": {"n_sources": 1}}, "dataset.n_sources: 1 is less than the minimum of 2"),
         ({"hierarchy": {"enabled": "yes"}}, "hierarchy.enabled: 'yes' is not of type 'boolean'"),

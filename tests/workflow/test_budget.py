@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import file_state, jobs_run, make_workspace, run, snakemake, write_params
+from quality import check_run
 
 from ame.artifacts import load_npz
 from ame.sampling import MaskSet
@@ -107,6 +108,7 @@ def test_dvc_exp_run_grows_then_shrinks_the_budget(copy_of_committed):
     grown = run(["dvc", "exp", "run", "--set-param", "sampling.n_subsets=60"], workspace)
     assert jobs_run(output(grown), "train") == 2
     assert metrics(workspace)["n_submodels"] == 60
+    check_run(workspace / "results/estimates.npz", workspace / "data/prepared/dataset.npz")
     after = file_state(workspace, SUBMODELS)
     assert {k: after[k] for k in first_40} == first_40
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import REPO, TINY, run, write_params
+from quality import check_run
 
 pytestmark = pytest.mark.slow
 GIT_COMMIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q"]
@@ -39,3 +40,4 @@ def test_plain_dvc_pull_then_dvc_repro_in_a_second_clone(tmp_path):
     assert "Running stage" not in repro.stdout
     for name in ("results/metrics.json", "results/scores.csv"):
         assert (collaborator / name).read_bytes() == (sharer / name).read_bytes(), name
+    check_run(collaborator / "results/estimates.npz", collaborator / "data/prepared/dataset.npz")

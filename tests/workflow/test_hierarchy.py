@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from conftest import jobs_run, make_workspace, snakemake
 from estimation.test_estimator import LEAST_SQUARES, nonlinear, sandwich_stderr
+from quality import check_run
 
 from ame.data import Dataset, synthetic_sources
 from ame.estimation.estimator import AMEEstimator
@@ -143,7 +144,8 @@ def test_hierarchical_workflow_refines_inside_the_selected_sources(tmp_path):
         assert (
             len(list((workspace / f"logs/{level}/train").glob("*/pack_*.benchmark.tsv"))) == packs
         )
-    dataset = Dataset.load(workspace / "data/prepared/dataset.npz")
+    dataset_path = workspace / "data/prepared/dataset.npz"
+    dataset = Dataset.load(dataset_path)
     sources = Estimates.load(workspace / "results/sources/estimates.npz")
     assert sources.unit == "source" and len(sources.ids) == 100
     chosen = selected_sources(sources.selected, sources.ids)
@@ -167,6 +169,8 @@ def test_hierarchical_workflow_refines_inside_the_selected_sources(tmp_path):
     assert level_metrics["sources"]["n_units"] == 100 and level_metrics["sources"]["n_true"] == 10
     assert level_metrics["points"]["n_units_studied"] == len(masks.ids)
     assert level_metrics["flat"]["n_submodels"] == 100
+    for level in ("sources", "points", "flat"):
+        check_run(workspace / f"results/{level}/estimates.npz", dataset_path)
     report = (workspace / "results/report.md").read_text()
     assert "## Hierarchical study" in report and "300 + 100 = 400" in report
     assert (workspace / "results/plots/hierarchy_vs_flat.png").stat().st_size > 1000

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import file_state, jobs_run, make_workspace, snakemake, write_params
+from quality import check_run
 
 pytestmark = pytest.mark.slow
 
@@ -72,6 +73,7 @@ def test_a_plugin_runs_end_to_end_with_results_report_and_provenance(done):
     # the planted points rank first; at 40 subsets λ_1se may leave one of them at exactly 0,
     # which ranks nothing (top-k precision counts no zero AME)
     assert metrics["topk_precision"] >= 0.8
+    check_run(done / "results/estimates.npz", done / "data/prepared/dataset.npz")
     scores = (done / "results/scores.csv").read_text().splitlines()
     assert scores[0].startswith("query,point,ame") and any(r.startswith("first,0,") for r in scores)
     assert "Dataset: **plugin**" in (done / "results/report.md").read_text()
@@ -175,6 +177,7 @@ def test_non_finite_outputs_are_retried_then_excluded_and_counted(tmp_path):
     metrics = json.loads((workspace / "results/metrics.json").read_text())
     # subset 5 diverged with both seeds and is excluded; subset 8 diverged once, then trained
     assert metrics["n_excluded"] == 1 and metrics["n_submodels"] == 39
+    check_run(workspace / "results/estimates.npz", workspace / "data/prepared/dataset.npz")
     record = json.loads(
         str(
             np.load(next((workspace / "results/submodels").rglob("subset_000008.npz")))[

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, file_state, jobs_run, make_workspace, run, snakemake
+from quality import check_run
 
 from ame.artifacts import load_npz
 
@@ -185,6 +186,7 @@ def test_resumed_and_uninterrupted_runs_are_byte_identical(resumed, uninterrupte
     workspace = resumed["workspace"]
     for name in COMPARED:
         assert (workspace / name).read_bytes() == (uninterrupted / name).read_bytes(), name
+    check_run(workspace / "results/estimates.npz", workspace / "data/prepared/dataset.npz")
     ours, theirs = submodel_files(workspace), submodel_files(uninterrupted)
     assert sorted(ours) == sorted(theirs) == list(range(N_PACKS * PER_PACK))
     for index in ours:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, file_state, jobs_run, make_workspace, run, snakemake, write_params
+from quality import check_run
 
 FAST = {
     "estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]},
@@ -87,6 +88,7 @@ def test_collaborator_pulls_and_dvc_repro_has_nothing_to_do(origin, tmp_path):
     assert not stages_run(result)
     for name in SHARED:
         assert (workspace / name).read_bytes() == (origin / name).read_bytes(), name
+    check_run(workspace / "results/estimates.npz", workspace / "data/prepared/dataset.npz")
     assert (
         file_state(workspace, "results/submodels").keys()
         == file_state(origin, "results/submodels").keys()

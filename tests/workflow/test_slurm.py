@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import make_workspace
+from quality import check_run
 
 pytestmark = pytest.mark.slurm
 
@@ -203,3 +204,4 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     ]
     assert metrics[0].keys() == metrics[1].keys()
     assert metrics[0] == metrics[1]
+    check_run(slurm_dir / "results/estimates.npz", slurm_dir / "data/prepared/dataset.npz")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ame.errors import UserError
 from ame.estimation.solver import column_scale, lambda_max, lasso_path
 
 _BOOTSTRAP_STEPS = 20
@@ -95,7 +96,7 @@ def kfold_weights(
     strata = np.zeros(n_rows, dtype=int) if strata is None else np.asarray(strata)
     n_units = units.max() + 1
     if n_units < n_folds:
-        raise ValueError(f"n_folds: {n_folds} folds need as many distinct subsets, got {n_units}")
+        raise UserError(f"n_folds: {n_folds} folds need as many distinct subsets, got {n_units}")
     first = np.full(n_units, n_rows)
     np.minimum.at(first, units, np.arange(n_rows))
     unit_fold = np.empty(n_units, dtype=int)
@@ -156,7 +157,7 @@ def cross_validate(est, X, Y, groups, weights, held_out) -> CVFit:
         max_active=est.max_active,
     )
     if not cv_rule and path.n_solved.min() < est.n_lambdas:
-        raise ValueError(
+        raise UserError(
             f"max_active: the path stopped at λ step {path.n_solved.min()} of "
             f"{est.n_lambdas}, before the penalty fixed by lambda_rule={est.lambda_rule}"
         )

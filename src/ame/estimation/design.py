@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ame.errors import UserError
 from ame.sampling import Design, unpack_masks
 from ame.sampling.streams import knockoff_rng
 
@@ -125,13 +126,13 @@ def buckets(p: np.ndarray, design: Design | None, n_p_bins: int) -> tuple[np.nda
         allowed = np.asarray(design.p_values if design.name == "grid" else (design.p,))
         stray = values[~np.isclose(values[:, None], allowed[None, :], rtol=0, atol=1e-12).any(1)]
         if stray.size:
-            raise ValueError(
+            raise UserError(
                 f"p: the {design.name} design has p in {sorted(allowed.tolist())}, "
                 f"got p = {stray[0]:g}"
             )
     if counts.min() < MIN_BUCKET_ROWS:
         small = int(np.argmin(counts))
-        raise ValueError(
+        raise UserError(
             f"p: the bucket p = {values[small]:g} holds {counts[small]} subset(s); a bucket needs "
             f"at least {MIN_BUCKET_ROWS} to be centred (use more subsets)"
         )
@@ -193,7 +194,7 @@ def fold_units(masks, fold_groups=None) -> np.ndarray:
 
     fold_groups = np.unique(np.asarray(fold_groups), return_inverse=True)[1].ravel()
     if fold_groups.shape != identity.shape:
-        raise ValueError(
+        raise UserError(
             f"fold_groups: expected shape {identity.shape} to match masks, got {fold_groups.shape}"
         )
     m, n_ids = identity.size, identity.max() + 1

@@ -19,6 +19,8 @@ import warnings
 
 import numpy as np
 
+from ame.errors import UserError
+
 DIRECTIONS = ("positive", "negative")
 RULES = ("knockoff", "bh")
 
@@ -128,14 +130,14 @@ def check_selection(fdr, direction, rule) -> None:
     """Validate the arguments of a selection."""
     check_fdr(fdr)
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction: must be one of {DIRECTIONS}, got {direction!r}")
+        raise UserError(f"direction: must be one of {DIRECTIONS}, got {direction!r}")
     if rule not in RULES:
-        raise ValueError(f"rule: must be one of {RULES}, got {rule!r}")
+        raise UserError(f"rule: must be one of {RULES}, got {rule!r}")
 
 
 def check_fdr(fdr) -> None:
     if not isinstance(fdr, numbers.Real) or isinstance(fdr, bool) or not 0 <= fdr <= 1:
-        raise ValueError(f"fdr: must lie in [0, 1], got {fdr!r}")
+        raise UserError(f"fdr: must lie in [0, 1], got {fdr!r}")
 
 
 def _sign(direction: str) -> float:

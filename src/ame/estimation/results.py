@@ -4,7 +4,6 @@ and the same estimates refitted on prefixes of the budget (the budget curve's ra
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,10 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ame.artifacts import atomic_path, atomic_savez, load_npz
+from ame.errors import UserError
 from ame.estimation.estimator import AMEEstimator
 from ame.sampling import MaskSet
-
-log = logging.getLogger(__name__)
 
 
 def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
@@ -47,7 +45,7 @@ def resolve_device(name: str) -> str:
     import torch
 
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("estimation.device: cuda requested but no CUDA device is visible")
+        raise UserError("estimation.device: cuda requested but no CUDA device is visible")
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return name
@@ -227,22 +225,33 @@ def prefix_sizes(fractions, budget: int) -> list[int]:
 class PrefixEstimates:
     """Estimates refitted on the first ``n_submodels[j]`` subsets of the same experiment: one
     sample gives the whole precision/recall (or LDS) curve against the budget. The full budget
-    is the main estimate itself and is not repeated here."""
+    is the main estimate itself and is not repeated here. A prefix the estimator refuses (too few
+    rows for its folds or p buckets) stays in the curve as a row of NaN with its ``notes``."""
 
     n_submodels: np.ndarray  # int64 (n_prefixes,): the prefix budgets
     n_rows: np.ndarray  # int64 (n_prefixes,): rows used (prefix less excluded submodels)
-    ame: np.ndarray  # float32 (n_prefixes, n_queries, n_units)
+    ame: np.ndarray  # float32 (n_prefixes, n_queries, n_units); NaN for a refused prefix
     selected: np.ndarray  # bool (n_prefixes, n_queries, n_units)
     ids: np.ndarray
     names: list[str]
     unit: str
+    notes: list[str | None] = field(default_factory=list)  # why a prefix was not estimated
+
+    def __post_init__(self):
+        if not self.notes:
+            self.notes = [None] * len(self.n_submodels)
 
     @classmethod
     def fit(cls, config: dict, masks: MaskSet, behaviours) -> PrefixEstimates:
         """Refit at every prefix; standard errors play no part in a curve: no bootstrap."""
-        ame, selected, rows, sizes = [], [], [], []
-        for budget in prefix_sizes(config["estimation"]["budget_fractions"], masks.budget):
+        sizes = prefix_sizes(config["estimation"]["budget_fractions"], masks.budget)
+        shape = (len(sizes), len(behaviours.names), masks.n_units)
+        ame = np.full(shape, np.nan, dtype=np.float32)
+        selected = np.zeros(shape, dtype=bool)
+        rows, notes = [], []
+        for j, budget in enumerate(sizes):
             keep = behaviours.subsets < budget
+            rows.append(int(keep.sum()))
             try:
                 estimator = estimator_from_params(config, n_bootstrap=0).fit(
                     masks.masks[behaviours.subsets[keep]],
@@ -251,22 +260,21 @@ class PrefixEstimates:
                     design=masks.design,
                     subset_index=behaviours.subsets[keep],
                 )
-            except ValueError as err:  # too few rows for this prefix: the curve starts later
-                log.warning("budget prefix %d left out of the curve: %s", budget, err)
+            except UserError as err:  # too few rows for this prefix: said in the curve
+                notes.append(f"not estimated: {err}")
                 continue
-            ame.append(estimator.ame_.astype(np.float32))
-            selected.append(selection(estimator, config))
-            rows.append(int(keep.sum()))
-            sizes.append(budget)
-        shape = (0, len(behaviours.names), masks.n_units)
+            ame[j] = estimator.ame_
+            selected[j] = selection(estimator, config)
+            notes.append(None)
         return cls(
             np.asarray(sizes, dtype=np.int64),
             np.asarray(rows, dtype=np.int64),
-            np.stack(ame) if ame else np.zeros(shape, np.float32),
-            np.stack(selected) if selected else np.zeros(shape, bool),
+            ame,
+            selected,
             masks.unit_ids,
             behaviours.names,
             masks.unit,
+            notes,
         )
 
     def at(self, j: int, semivalue: str) -> Estimates:
@@ -290,7 +298,9 @@ class PrefixEstimates:
             ame=self.ame,
             selected=self.selected,
             ids=self.ids,
-            meta=np.array(json.dumps({"names": self.names, "unit": self.unit})),
+            meta=np.array(
+                json.dumps({"names": self.names, "unit": self.unit, "notes": self.notes})
+            ),
         )
 
     @classmethod
@@ -305,4 +315,5 @@ class PrefixEstimates:
             a["ids"],
             meta["names"],
             meta["unit"],
+            meta.get("notes", []),
         )

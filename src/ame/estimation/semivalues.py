@@ -20,6 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import integrate, special
 
+from ame.errors import UserError
 from ame.sampling import Design
 
 FEATURIZATIONS = ("inverse", "centered")
@@ -71,7 +72,7 @@ def _logit_uniform_weights(n_points: int, eps: float) -> np.ndarray:
 
 def _check_featurization(featurization: str) -> None:
     if featurization not in FEATURIZATIONS:
-        raise ValueError(f"featurization: must be one of {FEATURIZATIONS}, got {featurization!r}")
+        raise UserError(f"featurization: must be one of {FEATURIZATIONS}, got {featurization!r}")
 
 
 def estimand_weights(design: Design, n_points: int, featurization: str) -> np.ndarray:
@@ -156,17 +157,17 @@ def exact_semivalue(
         Shaped like the utility: one row per query when the utility returns two dimensions.
     """
     if not 1 <= n_points <= MAX_ENUMERATED_POINTS:
-        raise ValueError(
+        raise UserError(
             f"n_points: enumeration needs 1 <= N <= {MAX_ENUMERATED_POINTS}, got {n_points}"
         )
     weights = np.asarray(weights, dtype=float)
     if weights.shape != (n_points,):
-        raise ValueError(f"weights: expected shape ({n_points},), got {weights.shape}")
+        raise UserError(f"weights: expected shape ({n_points},), got {weights.shape}")
     codes = np.arange(2**n_points)
     masks = ((codes[:, None] >> np.arange(n_points)) & 1).astype(bool)
     values = np.asarray(utility(masks), dtype=float)
     if values.shape[0] != codes.size or values.ndim not in (1, 2):
-        raise ValueError(
+        raise UserError(
             f"utility: expected values of shape ({codes.size},) or ({codes.size}, n_queries), "
             f"got {values.shape}"
         )

@@ -20,7 +20,7 @@ from ame.estimation.results import Estimates, PrefixEstimates
 from ame.pipeline import provenance
 from ame.sampling import MaskSet
 
-CURVE_COLUMNS = ["n_submodels", "precision", "recall", "topk_precision", "n_selected"]
+CURVE_COLUMNS = ["n_submodels", "precision", "recall", "topk_precision", "n_selected", "note"]
 
 
 def selection_scores(selected: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,14 +94,19 @@ def budget_curve(
     n_ids: int,
     direction: str,
 ) -> pd.DataFrame:
-    """Metrics averaged over queries at each budget prefix, then at the full budget."""
+    """Metrics averaged over queries at each budget prefix, then at the full budget; a prefix the
+    estimator refused is a row of NaN with its reason."""
     stages = [
-        (int(n), prefixes.at(j, estimates.semivalue)) for j, n in enumerate(prefixes.n_submodels)
+        (int(n), prefixes.at(j, estimates.semivalue), prefixes.notes[j])
+        for j, n in enumerate(prefixes.n_submodels)
     ]
     rows = []
-    for budget, prefix in [*stages, (n_submodels, estimates)]:
+    for budget, prefix, note in [*stages, (n_submodels, estimates, None)]:
+        if note is not None:
+            rows.append({"n_submodels": budget, "note": note})
+            continue
         means = query_metrics(prefix.expanded(n_ids), truth, direction).mean(numeric_only=True)
-        rows.append({"n_submodels": budget, **means.to_dict()})
+        rows.append({"n_submodels": budget, **means.to_dict(), "note": None})
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 

@@ -4,7 +4,6 @@ with the evidence that needs no ground truth: held-out LDS and counterfactual re
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from ame.artifacts import atomic_path, atomic_write_text  # noqa: E402
+from ame.artifacts import atomic_path, atomic_write_text, load_csv, load_json  # noqa: E402
 from ame.data import Dataset  # noqa: E402
 from ame.estimation.results import Estimates  # noqa: E402
 from ame.sampling.hierarchy import selected_sources  # noqa: E402
@@ -194,9 +193,9 @@ def write_report(
     (``summary``, ``per_query``, ``curve``, ``predictions``)."""
     dataset = Dataset.load(dataset_path)
     estimates = Estimates.load(estimates_path)
-    metrics = json.loads(Path(metrics_path).read_text())
-    curve = pd.read_csv(curve_path)
-    per_query = pd.read_csv(per_query_path)
+    metrics = load_json(metrics_path)
+    curve = load_csv(curve_path)
+    per_query = load_csv(per_query_path)
     plots_dir = Path(plots_dir)
     truth = dataset.ground_truth
     rule = selection_rule(config["estimation"])
@@ -291,9 +290,18 @@ def write_report(
 
 
 def curve_table(curve: pd.DataFrame) -> str:
-    """A budget curve as markdown: submodel counts as integers, rates to three decimals."""
-    return curve.to_markdown(
-        index=False, floatfmt=[".0f" if c == "n_submodels" else ".3f" for c in curve.columns]
+    """A budget curve as markdown: submodel counts as integers, rates to three decimals, and the
+    reason beside a prefix that could not be estimated."""
+    if "note" in curve and curve["note"].isna().all():
+        curve = curve.drop(columns="note")
+    return (
+        curve.astype(object)
+        .where(curve.notna(), None)
+        .to_markdown(
+            index=False,
+            floatfmt=[".0f" if c == "n_submodels" else ".3f" for c in curve.columns],
+            missingval="",
+        )
     )
 
 
@@ -351,7 +359,7 @@ def hierarchy_section(
     dataset: Dataset, points: dict, levels: dict, plots_dir: Path, rel: Path, direction: str
 ) -> list[str]:
     """Source and point levels side by side, and the flat run's budget for the same recall."""
-    sources = json.loads((levels["sources"] / "metrics.json").read_text())
+    sources = load_json(levels["sources"] / "metrics.json")
     src_estimates = Estimates.load(levels["sources"] / "estimates.npz")
     chosen = selected_sources(src_estimates.selected, src_estimates.ids)
     names = dataset.meta.get("source_names")
@@ -373,8 +381,8 @@ def hierarchy_section(
         "",
     ]
     if "flat" in levels and points["recall"] is not None:
-        flat = json.loads((levels["flat"] / "metrics.json").read_text())
-        curve = pd.read_csv(levels["flat"] / "budget_curve.csv")
+        flat = load_json(levels["flat"] / "metrics.json")
+        curve = load_csv(levels["flat"] / "budget_curve.csv")
         needed = smallest_budget_reaching(curve, points["recall"])
         reach = (
             f"reached that recall at {needed} submodels (the smallest budget prefix of its curve)"
@@ -396,7 +404,7 @@ def hierarchy_section(
         plot_hierarchy_vs_flat(curve, total, points, plots_dir / "hierarchy_vs_flat.png")
     checks = levels["sources"] / "validation.json"
     if checks.exists():
-        lines += source_evidence(json.loads(checks.read_text()))
+        lines += source_evidence(load_json(checks))
     lines += top_table(src_estimates, "### Top sources per query", direction, names=names)
     lines += [
         "## Point level",
@@ -468,22 +476,25 @@ def source_evidence(summary: dict) -> list[str]:
         f"(95% CI {_figure(summary['lds_ci_low'])} to {_figure(summary['lds_ci_high'])}, "
         f"{summary['n_validation_submodels']} validation submodels over sources)"
     )
-    if summary.get("removal_note") is None and "removal_query" in summary:
+    if summary.get("removal_n_replicates") and "removal_query" in summary:
         text += (
             f"; retrained without its {summary['removal_n_removed']} {summary['removal_rule']} "
-            f"sources, {summary['removal_query']} goes from {_figure(summary['removal_full'])} to "
-            f"{_figure(summary['removal_removed'])} (without as many random sources: "
+            f"sources ({summary['removal_n_removed_points']} points), "
+            f"{summary['removal_query']} goes from {_figure(summary['removal_full'])} to "
+            f"{_figure(summary['removal_removed'])} (without as many random points: "
             f"{_figure(summary['removal_random'])})"
         )
+    if summary.get("removal_note"):
+        text += f"; removal: {summary['removal_note']}"
     return [text + ".", ""]
 
 
 def validation_section(paths: dict, leads: bool, plots_dir: Path, rel: Path) -> list[str]:
     """LDS on held-out submodels and the removal arms: the evidence without ground truth."""
-    summary = json.loads(Path(paths["summary"]).read_text())
-    per_query = pd.read_csv(paths["per_query"])
-    curve = pd.read_csv(paths["curve"])
-    predictions = pd.read_csv(paths["predictions"])
+    summary = load_json(paths["summary"])
+    per_query = load_csv(paths["per_query"])
+    curve = load_csv(paths["curve"])
+    predictions = load_csv(paths["predictions"])
     lds = summary["lds_mean"]
     lines = [
         "## Can I trust these attributions?",
@@ -495,8 +506,9 @@ def validation_section(paths: dict, leads: bool, plots_dir: Path, rel: Path) -> 
             else "Evidence that needs no ground truth, computed from this run's own models."
         ),
         "",
-        f"**Held-out LDS: {_figure(lds)}** (95% bootstrap CI {_figure(summary['lds_ci_low'])} to "
-        f"{_figure(summary['lds_ci_high'])}; mean over {summary['lds_n_queries']} queries). "
+        f"**Held-out LDS: {_figure(lds)}** (95% CI {_figure(summary['lds_ci_low'])} to "
+        f"{_figure(summary['lds_ci_high'])} for the LDS of these estimates on new subsets of the "
+        f"design; mean over {summary['lds_n_queries']} queries). "
         f"{summary['n_validation_submodels']} validation submodels, trained on fresh random "
         "subsets that the estimate never saw, are predicted from the estimated effects; the LDS "
         "is the Spearman correlation of prediction and measurement, computed within each "
@@ -504,39 +516,52 @@ def validation_section(paths: dict, leads: bool, plots_dir: Path, rel: Path) -> 
         "it) and averaged. 1: the effects rank new submodels perfectly; 0: they know nothing.",
         "",
     ]
+    if summary["lds_n_units_unpredicted"]:
+        lines += [
+            f"{summary['lds_n_units_unpredicted']} {summary['unit']}s have no estimate (in every "
+            "subset or in none) and predict nothing in the LDS.",
+            "",
+        ]
     if lds is None:
         lines += [f"LDS not available: {summary['lds_note']}.", ""]
     if "removal_query" in summary:
-        if summary["removal_note"]:
-            lines += [f"Removal for {summary['removal_query']}: {summary['removal_note']}.", ""]
-        else:
+        if summary["removal_n_replicates"]:
             rule = {"selected": "selected", "top_k": "top-ranked (none selected)"}[
                 summary["removal_rule"]
             ]
+            points = (
+                f" ({summary['removal_n_removed_points']} points)"
+                if summary["unit"] == "source"
+                else ""
+            )
             lines += [
-                f"**Counterfactual retraining** ({summary['removal_replicates']} seeds per arm): "
-                f"retrained without its {summary['removal_n_removed']} {rule} "
-                f"{summary['unit']}s, **{summary['removal_query']}** goes from "
-                f"{_figure(summary['removal_full'])} to {_figure(summary['removal_removed'])} "
+                f"**Counterfactual retraining** ({summary['removal_n_replicates']} of "
+                f"{summary['removal_replicates']} seeds per arm): retrained without its "
+                f"{summary['removal_n_removed']} {rule} {summary['unit']}s{points}, "
+                f"**{summary['removal_query']}** goes from {_figure(summary['removal_full'])} to "
+                f"{_figure(summary['removal_removed'])} "
                 f"({_percent(summary['removal_drop_fraction'])} of the full-data value removed); "
-                f"without as many random {summary['unit']}s it is "
+                f"without as many random training points it is "
                 f"{_figure(summary['removal_random'])}.",
                 "",
             ]
+        if summary["removal_note"]:
+            lines += [f"Removal for {summary['removal_query']}: {summary['removal_note']}.", ""]
     shown = per_query["query"].iloc[-1]
     plots = {"lds_scatter.png": lambda p: plot_predictions(predictions, shown, p)}
     if curve["lds_mean"].notna().any():
         plots["lds_curve.png"] = lambda p: plot_lds_curve(curve, p)
-    arms = per_query[per_query["removal_rule"].notna() & per_query["removal_note"].isna()]
+    arms = per_query[per_query["n_replicates"].fillna(0) > 0]
     if len(arms):
         plots["removal_arms.png"] = lambda p: plot_removal_arms(arms, p)
     for name, draw in plots.items():
         draw(plots_dir / name)
-    columns = ["query", "lds", "lds_note", "removal_rule", "n_removed", "full_mean", "full_sd"]
-    columns += ["removed_mean", "random_mean", "removal_effect", "random_effect", "removal_note"]
+    columns = ["query", "lds", "lds_note", "removal_rule", "n_removed", "n_replicates"]
+    columns += ["full_mean", "full_sd", "removed_mean", "random_mean", "removal_effect"]
+    columns += ["random_effect", "removal_note"]
     table = per_query[columns].dropna(axis=1, how="all")
-    if "n_removed" in table:
-        table = table.astype({"n_removed": "Int64"})
+    counts = [c for c in ("n_removed", "n_replicates") if c in table]
+    table = table.astype(dict.fromkeys(counts, "Int64"))
     table = table.astype(object).where(table.notna(), None)  # blank cells, not "nan"
     lines += [
         "Per query (removal effect = full − minus selection; random effect = full − minus random):",
@@ -546,10 +571,7 @@ def validation_section(paths: dict, leads: bool, plots_dir: Path, rel: Path) -> 
         "LDS at the budget prefixes (one still rising at the full budget says that more "
         "submodels would help):",
         "",
-        curve.to_markdown(
-            index=False,
-            floatfmt=[".0f" if c == "n_submodels" else ".3f" for c in curve.columns],
-        ),
+        curve_table(curve),
         "",
     ]
     lines += [f"![{name}]({rel / name})" for name in plots] + [""]

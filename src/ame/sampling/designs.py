@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ame.errors import UserError
+
 DESIGNS = ("grid", "fixed", "uniform", "shapley", "beta")
 DISCRETE_DESIGNS = ("grid", "fixed")
 DEFAULT_GRID = (0.2, 0.4, 0.6, 0.8)
@@ -33,16 +35,16 @@ class Design:
 
     def __post_init__(self):
         if self.name not in DESIGNS:
-            raise ValueError(f"design: unknown design {self.name!r}; choose one of {DESIGNS}")
+            raise UserError(f"design: unknown design {self.name!r}; choose one of {DESIGNS}")
         if self.name == "grid":
             if not self.p_values or any(not 0.0 < v < 1.0 for v in self.p_values):
-                raise ValueError(f"p_values: every value must lie in (0, 1), got {self.p_values}")
+                raise UserError(f"p_values: every value must lie in (0, 1), got {self.p_values}")
         if self.name == "fixed" and not 0.0 < self.p < 1.0:
-            raise ValueError(f"p: must lie in (0, 1), got {self.p}")
+            raise UserError(f"p: must lie in (0, 1), got {self.p}")
         if self.name == "shapley" and not 0.0 < self.eps < 0.5:
-            raise ValueError(f"eps: must lie in (0, 0.5), got {self.eps}")
+            raise UserError(f"eps: must lie in (0, 0.5), got {self.eps}")
         if self.name == "beta" and not (self.beta_a > 0 and self.beta_b > 0):
-            raise ValueError(f"beta_a, beta_b: must be positive, got {self.beta_a}, {self.beta_b}")
+            raise UserError(f"beta_a, beta_b: must be positive, got {self.beta_a}, {self.beta_b}")
 
     @property
     def is_discrete(self) -> bool:

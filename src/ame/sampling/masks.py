@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ame.errors import UserError
 from ame.sampling.designs import Design
 from ame.sampling.streams import subset_rng
 
@@ -21,9 +22,9 @@ from ame.sampling.streams import subset_rng
 def budget_from_sparsity(n_points: int, c: float, k: int) -> int:
     """The paper's budget rule m = round(c * k * log2 N)."""
     if c <= 0 or k <= 0:
-        raise ValueError(f"c and k: must be positive, got c={c}, k={k}")
+        raise UserError(f"c and k: must be positive, got c={c}, k={k}")
     if n_points < 2:
-        raise ValueError(f"n_points: need at least 2 training points, got {n_points}")
+        raise UserError(f"n_points: need at least 2 training points, got {n_points}")
     return max(1, round(c * k * math.log2(n_points)))
 
 
@@ -76,15 +77,15 @@ def sample_subsets(
     elif design_kwargs:
         raise TypeError("pass design settings either in a Design or as keywords, not both")
     if n_points < 1:
-        raise ValueError(f"n_points: must be positive, got {n_points}")
+        raise UserError(f"n_points: must be positive, got {n_points}")
     if n_subsets is None:
         if c is None or k is None:
-            raise ValueError("give the budget as n_subsets, or as both c and k")
+            raise UserError("give the budget as n_subsets, or as both c and k")
         n_subsets = budget_from_sparsity(n_points, c, k)
     elif c is not None or k is not None:
-        raise ValueError("give the budget as n_subsets or as c and k, not both")
+        raise UserError("give the budget as n_subsets or as c and k, not both")
     if n_subsets < 1:
-        raise ValueError(f"n_subsets: must be positive, got {n_subsets}")
+        raise UserError(f"n_subsets: must be positive, got {n_subsets}")
     masks = np.empty((n_subsets, n_points), dtype=bool)
     p = np.empty(n_subsets)
     for row in range(n_subsets):
@@ -224,7 +225,7 @@ class MaskSet:
 
     @classmethod
     def load(cls, path: str | Path) -> MaskSet:
-        from ame.artifacts import load_npz
+        from ame.artifacts import ArtifactError, load_npz
 
         arrays = load_npz(path, required=("packed_masks", "p", "meta"))
         meta = json.loads(str(arrays["meta"]))
@@ -232,15 +233,15 @@ class MaskSet:
         units, ids = arrays.get("units"), arrays.get("ids")
         n_units = n_points if units is None else len(ids)
         if packed.shape != (len(p), (n_units + 7) // 8):
-            raise ValueError(
+            raise ArtifactError(
                 f"{path}: packed masks of shape {packed.shape} do not match "
                 f"{len(p)} subsets of {n_units} units"
             )
         if units is not None and (units.shape != (n_points,) or units.max() >= n_units):
-            raise ValueError(f"{path}: the units map does not match {n_points} points")
+            raise ArtifactError(f"{path}: the units map does not match {n_points} points")
         seeds = arrays.get("seeds")
         if seeds is not None and seeds.shape != p.shape:
-            raise ValueError(f"{path}: {len(seeds)} training seeds for {len(p)} subsets")
+            raise ArtifactError(f"{path}: {len(seeds)} training seeds for {len(p)} subsets")
         return cls(
             packed,
             p,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch.func import stack_module_state
 
+from ame.errors import UserError
 from ame.training.fit import as_float, learning_rate, make_optimizer
 from ame.training.models import build_model
 from ame.training.recipe import vectorize_problem
@@ -115,7 +116,7 @@ def fit_submodels(
     """
     problem = vectorize_problem(settings)
     if problem:
-        raise ValueError(f"training.vectorize: {problem}")
+        raise UserError(f"training.vectorize: {problem}")
     if len(rows_list) != len(seeds):
         raise ValueError(f"fit_submodels: {len(rows_list)} subsets but {len(seeds)} seeds")
     modules = []
