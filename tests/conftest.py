@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,11 @@ TINY = {
     # off: the validation step's tests switch it on (tests/workflow/test_validation.py)
     "validation": {"enabled": False, "n_subsets": 20, "removal_queries": 1},
 }
+
+# fewer λ, no bootstrap, no budget prefixes: the tests of sharing and budgets check files and
+# jobs, not estimates
+FAST = {"estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]}}
+GIT_COMMIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q"]
 
 
 def write_params(workdir: Path, overrides: dict) -> dict:
@@ -137,3 +143,25 @@ def single_thread():
 @pytest.fixture
 def workspace(tmp_path) -> Path:
     return make_workspace(tmp_path / "ws")
+
+
+def copy_workspace(source: Path, dest: Path) -> Path:
+    return Path(shutil.copytree(source, dest, symlinks=True))
+
+
+@dataclass(frozen=True)
+class Committed:
+    path: Path
+    repro: subprocess.CompletedProcess  # the first `dvc repro`, which built it
+
+
+@pytest.fixture(scope="session")
+def committed(tmp_path_factory) -> Committed:
+    """The tiny study (TINY, FAST) as a git + DVC repository after `dvc repro`, everything
+    committed. Built once per session (a minute and a half of training and start-up); tests
+    that change it work on a copy (``copy_workspace``)."""
+    workspace = make_workspace(tmp_path_factory.mktemp("committed") / "ws", FAST, git=True)
+    repro = run(["dvc", "repro"], workspace)
+    run(["git", "add", "-A"], workspace)
+    run([*GIT_COMMIT, "-m", "the tiny study, 40 subsets"], workspace)
+    return Committed(workspace, repro)

@@ -286,6 +286,8 @@ def test_cifar_scenario_through_the_workflow(batches, tmp_path):
     config["behaviour"]["n_queries"] = 2
     config["estimation"].update(n_folds=3, n_lambdas=10, n_bootstrap=0)
     config["estimation"]["budget_fractions"] = [0.5, 1.0]
+    # the validation path runs too, at the same tiny size (200 ResNet-9s would triple the time)
+    config["validation"].update(n_subsets=10, removal_queries=0, replicates=1)
     workdir = make_workspace(tmp_path / "ws", config, tiny=False)
     snakemake(workdir)
     prepared = data.Dataset.load(workdir / "data/prepared/dataset.npz")

@@ -108,3 +108,21 @@ def test_a_bug_exits_1_with_its_traceback_from_the_shell(tmp_path):
     assert done.returncode == 1
     assert "Traceback (most recent call last)" in done.stderr
     assert done.stderr.strip().endswith("IndexError: injected")
+
+
+def test_the_verbs_that_only_read_estimates_start_without_torch():
+    """Every job is a fresh process: torch's import (over a second) is paid only by the verbs
+    that train or fit (prepare, train, estimate), not by sample, gather, removal, evaluate,
+    validate or the workflow's own start-up."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import ame.cli, ame.data, ame.pipeline.plan, ame.pipeline.params, ame.behaviour.gather\n"
+        "import ame.estimation.results, ame.evaluation.metrics, ame.evaluation.validation\n"
+        "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

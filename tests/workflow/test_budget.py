@@ -8,12 +8,20 @@ the prefix; gathering reads exactly subsets 0..m-1, whatever else the directory 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import file_state, jobs_run, make_workspace, run, snakemake, write_params
+from conftest import (
+    FAST,
+    copy_workspace,
+    file_state,
+    jobs_run,
+    make_workspace,
+    run,
+    snakemake,
+    write_params,
+)
 from quality import check_run
 
 from ame.artifacts import load_npz
@@ -21,9 +29,6 @@ from ame.sampling import MaskSet
 
 pytestmark = pytest.mark.slow
 
-FAST = {
-    "estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]},
-}
 BEHAVIOURS = "results/behaviours.npz"
 SUBMODELS = "results/submodels"
 
@@ -62,20 +67,10 @@ def test_snakemake_trains_only_new_subsets_and_gathers_exactly_the_prefix(tmp_pa
     assert np.array_equal(gathered(workspace), np.arange(60))
 
 
-@pytest.fixture(scope="module")
-def committed(tmp_path_factory) -> Path:
-    """A git + DVC workspace after `dvc repro` (40 subsets), everything committed."""
-    workspace = make_workspace(tmp_path_factory.mktemp("budget") / "origin", FAST, git=True)
-    run(["dvc", "repro"], workspace)
-    run(["git", "add", "-A"], workspace)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "40"], workspace)
-    assert metrics(workspace)["n_submodels"] == 40
-    return workspace
-
-
 @pytest.fixture
 def copy_of_committed(committed, tmp_path) -> Path:
-    return Path(shutil.copytree(committed, tmp_path / "ws", symlinks=True))
+    """The session's committed tiny study (conftest), 40 subsets."""
+    return copy_workspace(committed.path, tmp_path / "ws")
 
 
 def test_dvc_repro_after_shrinking_within_a_pack_aggregates_the_new_budget(copy_of_committed):

@@ -9,11 +9,10 @@ and in a second clone runs exactly `dvc pull` and `dvc repro`.
 from __future__ import annotations
 
 import pytest
-from conftest import REPO, TINY, run, write_params
+from conftest import GIT_COMMIT, REPO, TINY, run, write_params
 from quality import check_run
 
 pytestmark = pytest.mark.slow
-GIT_COMMIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q"]
 FAST = {"estimation": {"n_bootstrap": 0, "budget_fractions": [0.5, 1.0]}}
 
 

@@ -24,12 +24,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, file_state, jobs_run, make_workspace, run, snakemake, write_params
+from conftest import (
+    GIT_COMMIT,
+    REPO,
+    copy_workspace,
+    file_state,
+    jobs_run,
+    run,
+    snakemake,
+    write_params,
+)
 from quality import check_run
 
-FAST = {
-    "estimation": {"n_lambdas": 10, "n_bootstrap": 0, "budget_fractions": [1.0]},
-}
 SHARED = (
     "results/metrics.json",
     "results/scores.csv",
@@ -38,7 +44,6 @@ SHARED = (
     "results/estimates.npz",
     "data/prepared/dataset.npz",
 )
-GIT_COMMIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q"]
 
 
 def stages_run(result) -> set[str]:
@@ -65,15 +70,14 @@ def remote(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def origin(tmp_path_factory, remote) -> Path:
-    """Workspace A: the repository's remote config pointed at a local directory, `dvc repro`,
-    everything committed, `dvc push`."""
-    workspace = make_workspace(tmp_path_factory.mktemp("sharing") / "origin", FAST, git=True)
+def origin(committed, tmp_path_factory, remote) -> Path:
+    """Workspace A: the session's committed tiny study (conftest) with the repository's remote
+    config pointed at a local directory, committed, `dvc push`."""
+    workspace = copy_workspace(committed.path, tmp_path_factory.mktemp("sharing") / "origin")
     shutil.copy(REPO / ".dvc/config", workspace / ".dvc/config")
     run(["dvc", "remote", "modify", "shared", "url", str(remote)], workspace)
-    run(["dvc", "repro"], workspace)
     run(["git", "add", "-A"], workspace)
-    run([*GIT_COMMIT, "-m", "results of the tiny study"], workspace)
+    run([*GIT_COMMIT, "-m", "the team's remote"], workspace)
     run(["dvc", "push"], workspace)
     return workspace
 

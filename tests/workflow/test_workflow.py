@@ -1,19 +1,12 @@
 """End-to-end: the real Snakemake and DVC on a tiny configuration."""
 
 import json
-import re
 
 import pytest
-from conftest import make_workspace, run, snakemake, write_params
+from conftest import copy_workspace, jobs_run, run, snakemake, write_params
 from quality import check_run
 
 pytestmark = pytest.mark.slow
-
-
-def jobs_run(output: str, rule: str) -> int:
-    """Number of jobs of ``rule`` Snakemake reported in its job stats table."""
-    match = re.search(rf"^{rule}\s+(\d+)$", output, re.MULTILINE)
-    return int(match.group(1)) if match else 0
 
 
 @pytest.mark.smoke  # `make check`'s one end-to-end run
@@ -39,10 +32,11 @@ def test_snakemake_run_then_nothing_to_do_then_grow_budget(workspace):
     check_run(workspace / "results/estimates.npz", workspace / "data/prepared/dataset.npz")
 
 
-def test_dvc_repro_runs_everything_then_nothing(tmp_path):
-    workspace = make_workspace(tmp_path / "ws", git=True)
-    first = run(["dvc", "repro"], workspace)
-    assert "Running stage 'train'" in first.stdout
+def test_dvc_repro_runs_everything_then_nothing(committed, tmp_path):
+    """The session's committed tiny study (conftest) was built by one `dvc repro`; a second,
+    in a copy of it, has nothing to do."""
+    assert "Running stage 'train'" in committed.repro.stdout
+    workspace = copy_workspace(committed.path, tmp_path / "ws")
     metrics = json.loads((workspace / "results/metrics.json").read_text())
     assert metrics["n_submodels"] == 40
     check_run(workspace / "results/estimates.npz", workspace / "data/prepared/dataset.npz")

@@ -1,23 +1,33 @@
 """The estimate artifacts: AMEs, standard errors and selections, as arrays and as a CSV table,
-and the same estimates refitted on prefixes of the budget (the budget curve's raw material)."""
+and the same estimates refitted on prefixes of the budget (the budget curve's raw material).
+
+Reading the artifacts needs numpy only: the estimator (torch) and pandas are imported where they
+are used, so the verbs that only read estimates (sample, removal, evaluate, validate, report) do
+not pay for torch at start-up, once per job."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ame.artifacts import atomic_path, atomic_savez, load_npz
 from ame.errors import UserError
-from ame.estimation.estimator import AMEEstimator
 from ame.sampling import MaskSet
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ame.estimation.estimator import AMEEstimator
 
 
 def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
     """The estimator the ``estimation`` params describe; ``overrides`` replace settings."""
+    from ame.estimation.estimator import AMEEstimator
+
     e = config["estimation"]
     settings = dict(
         lambda_rule=e["lambda_rule"],
@@ -152,6 +162,8 @@ class Estimates:
         return [row[signed[q, row] > 0] for q, row in enumerate(order)]
 
     def table(self) -> pd.DataFrame:
+        import pandas as pd
+
         n_queries, n_units = self.ame.shape
         frame = pd.DataFrame(
             {
