@@ -40,6 +40,8 @@ try:
 except ImportError:  # a GPU image without the package installed: use the source tree
     sys.path.insert(0, str(ROOT / "src"))
 
+from record import recorded  # noqa: E402
+
 from ame.data import cifar10 as cifar  # noqa: E402
 from ame.training.fit import configure_backends, fit_submodel, predict  # noqa: E402
 
@@ -277,4 +279,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with recorded(__file__):
+        code = main()
+    sys.exit(code)

@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 import torch
+from record import recorded
 
 from ame.estimation.estimator import AMEEstimator
 from ame.sampling import pack_masks, sample_subsets
@@ -97,4 +98,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+from record import recorded
 
 from ame.estimation import AMEEstimator
 from ame.sampling import sample_subsets
@@ -64,4 +65,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import torch
+from record import recorded
 from sklearn.linear_model import LassoCV
 
 from ame.estimation.cv import kfold_weights, sparse_to_dense
@@ -119,4 +120,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

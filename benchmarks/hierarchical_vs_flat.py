@@ -25,6 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_workspace, run, write_params  # noqa: E402
+from record import add, recorded  # noqa: E402
 
 from ame.report.report import smallest_budget_reaching  # noqa: E402
 
@@ -73,8 +74,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [study(seed, Path(tmp), args.source_subsets) for seed in args.seeds]
+    add("rows", rows)
     print(pd.DataFrame(rows).to_markdown(index=False))
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

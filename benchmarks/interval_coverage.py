@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from record import recorded
 
 from ame.estimation import AMEEstimator
 from ame.sampling import sample_subsets
@@ -81,4 +82,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import yaml
+from record import add, recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 COPIED = ("Snakefile", "params.yaml", "workflow", "profiles", "src", ".dvcignore", ".gitignore")
@@ -60,9 +61,11 @@ def main() -> None:
             cells = " ".join(f"{row[c]:>14.3f}" for c in COLUMNS)
             note = "" if seed == 0 else "  (held out)"
             print(f"{example:<18} {seed:>4} {cells} {row['wall_s']:>6.0f} s{note}", flush=True)
+        add(example, rows)
         means = " ".join(f"{sum(r[c] for r in rows) / len(rows):>14.3f}" for c in COLUMNS)
         print(f"{example:<18} {'mean':>4} {means}")
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

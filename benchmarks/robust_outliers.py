@@ -18,6 +18,7 @@ import warnings
 
 import numpy as np
 import torch
+from record import recorded
 
 from ame.estimation import AMEEstimator
 from ame.estimation.behaviours import OutlierWarning
@@ -82,4 +83,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

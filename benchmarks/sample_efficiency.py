@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from record import add, recorded
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGET = 1259  # the default demo's m = round(4 * 30 * log2 1437)
@@ -266,8 +267,8 @@ def main() -> None:
     parser.add_argument(
         "--cache",
         type=Path,
-        default=ROOT / "benchmarks/.sample_efficiency.jsonl",
-        help="finished runs, reused on a rerun (delete it to start afresh)",
+        default=ROOT / "benchmarks/results/sample_efficiency.jsonl",
+        help="finished runs (committed: the raw results), reused on a rerun",
     )
     args = parser.parse_args()
     done = {}
@@ -292,7 +293,9 @@ def main() -> None:
                   f"LDS {last['lds']:.3f} ({last['train_s']:.0f} s)", flush=True)  # fmt: skip
     keys = [(m, lv, s) for m in args.models for lv in (args.levers or MODEL_LEVERS[m])
             for s in args.seeds]  # fmt: skip
-    report(pd.DataFrame([row for key in keys for row in done[key]]), args.tuning_seed)
+    rows = [row for key in keys for row in done[key]]
+    add("rows", rows)
+    report(pd.DataFrame(rows), args.tuning_seed)
 
 
 def report(df: pd.DataFrame, tuning_seed: int) -> None:
@@ -329,4 +332,5 @@ MODEL_LEVERS = {
 }
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

@@ -16,6 +16,7 @@ import argparse
 import time
 
 import numpy as np
+from record import recorded
 
 from ame.estimation.estimator import AMEEstimator
 from ame.sampling import Design, sample_subsets
@@ -112,4 +113,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

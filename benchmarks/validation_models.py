@@ -22,6 +22,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_workspace, run, write_params  # noqa: E402
+from record import add, recorded  # noqa: E402
 
 
 def study(model: str, root: Path) -> dict:
@@ -55,8 +56,10 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [study(model, Path(tmp)) for model in args.models]
+    add("rows", rows)
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
 
 
 if __name__ == "__main__":
-    main()
+    with recorded(__file__):
+        main()

@@ -31,6 +31,8 @@ try:
 except ImportError:  # a machine where the package is not installed: use the source tree
     sys.path.insert(0, str(ROOT / "src"))
 
+from record import recorded  # noqa: E402
+
 from ame.data import build  # noqa: E402
 from ame.sampling import Design, MaskSet  # noqa: E402
 from ame.training.fit import fit_submodel, predict  # noqa: E402
@@ -148,4 +150,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with recorded(__file__):
+        code = main()
+    sys.exit(code)

@@ -1,0 +1,133 @@
+"""Every benchmark run's raw results, kept in the repository.
+
+``benchmarks/results/<script>-<UTC time>.json`` (committed) holds what the run printed, the
+structured rows the script hands over (:func:`add`), and where it ran: the commit and whether the
+tree had uncommitted changes, the machine (CPU model, cores, memory, GPU), the library versions
+and the command. A figure quoted in the docs names its file, so it can be audited and rerun.
+
+    if __name__ == "__main__":
+        with recorded(__file__):
+            main()
+
+A run that raises writes nothing: a results file is always a finished run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+_rows: dict | None = None  # the running recording's structured results
+
+
+def add(key: str, value) -> None:
+    """Keep ``value`` (JSON-ready: numbers, strings, lists, dicts) under ``key`` in the results
+    file of the running benchmark; outside a recording (an import, a test) it is dropped."""
+    if _rows is not None:
+        _rows[key] = value
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return round(pages * size / 2**30, 1)
+
+
+def _git(*args: str) -> str | None:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in ("ame", "torch", "numpy", "scikit-learn", "pandas", "snakemake", "dvc"):
+        with contextlib.suppress(PackageNotFoundError):
+            found[name] = version(name)
+    return found
+
+
+def provenance(load_at_start: list[float] | None = None) -> dict:
+    """The commit, the machine, the versions and the command of this run."""
+    gpu = None
+    if "torch" in sys.modules and sys.modules["torch"].cuda.is_available():
+        gpu = sys.modules["torch"].cuda.get_device_name(0)
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "commit": _git("rev-parse", "HEAD"),
+        "uncommitted_changes": bool(status) if status is not None else None,
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "memory_gib": _memory_gib(),
+            "gpu": gpu,
+            "load_average_at_start": load_at_start,
+        },
+        "versions": _versions(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+    }
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextlib.contextmanager
+def recorded(script: str):
+    """Run the block with its standard output copied; when it finishes, write the results file."""
+    global _rows
+    started = datetime.datetime.now(datetime.UTC)
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    printed = io.StringIO()
+    _rows = {}
+    try:
+        with contextlib.redirect_stdout(_Tee(sys.stdout, printed)):
+            yield
+        rows = _rows
+    finally:
+        _rows = None
+    finished = datetime.datetime.now(datetime.UTC)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{Path(script).stem}-{started:%Y%m%dT%H%M%SZ}.json"
+    record = {
+        **provenance(load),
+        "started": started.isoformat(timespec="seconds"),
+        "wall_seconds": round((finished - started).total_seconds(), 1),
+        "results": rows,
+        "printed": printed.getvalue(),
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
+    tmp.replace(path)
+    print(f"raw results: {path.relative_to(ROOT)}")
