@@ -51,8 +51,10 @@ lint: setup
 check: lint
 	pytest -m "smoke or not (slow or slurm or statistical)"
 
+# two workers, one test file each at a time (a file's module fixtures are built once); the
+# session's committed tiny study is built once for both (tests/conftest.py)
 test: lint
-	pytest
+	pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf results data/prepared logs .snakemake studies/*/results studies/*/data/prepared studies/*/logs studies/*/.snakemake examples/*/results examples/*/data examples/*/logs examples/*/.snakemake

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = (
@@ -152,16 +153,29 @@ def copy_workspace(source: Path, dest: Path) -> Path:
 @dataclass(frozen=True)
 class Committed:
     path: Path
-    repro: subprocess.CompletedProcess  # the first `dvc repro`, which built it
+    repro_stdout: str  # what the first `dvc repro`, which built it, printed
 
 
 @pytest.fixture(scope="session")
-def committed(tmp_path_factory) -> Committed:
+def committed(tmp_path_factory, worker_id) -> Committed:
     """The tiny study (TINY, FAST) as a git + DVC repository after `dvc repro`, everything
-    committed. Built once per session (a minute and a half of training and start-up); tests
+    committed. Built once per session (a minute and a half of training and start-up), under
+    pytest-xdist once for all workers (a file lock in their shared temporary directory); tests
     that change it work on a copy (``copy_workspace``)."""
-    workspace = make_workspace(tmp_path_factory.mktemp("committed") / "ws", FAST, git=True)
-    repro = run(["dvc", "repro"], workspace)
-    run(["git", "add", "-A"], workspace)
-    run([*GIT_COMMIT, "-m", "the tiny study, 40 subsets"], workspace)
-    return Committed(workspace, repro)
+    if worker_id == "master":  # no xdist: this session's own directory
+        return build_committed(tmp_path_factory.mktemp("committed"))
+    shared = tmp_path_factory.getbasetemp().parent  # one per session, shared by its workers
+    with FileLock(str(shared / "committed.lock")):
+        return build_committed(shared / "committed")
+
+
+def build_committed(root: Path) -> Committed:
+    """Build the committed tiny study under ``root`` unless a finished one is there."""
+    done = root / "repro.stdout"
+    if not done.exists():
+        workspace = make_workspace(root / "ws", FAST, git=True)
+        repro = run(["dvc", "repro"], workspace)
+        run(["git", "add", "-A"], workspace)
+        run([*GIT_COMMIT, "-m", "the tiny study, 40 subsets"], workspace)
+        done.write_text(repro.stdout)
+    return Committed(root / "ws", done.read_text())

@@ -35,7 +35,7 @@ def test_snakemake_run_then_nothing_to_do_then_grow_budget(workspace):
 def test_dvc_repro_runs_everything_then_nothing(committed, tmp_path):
     """The session's committed tiny study (conftest) was built by one `dvc repro`; a second,
     in a copy of it, has nothing to do."""
-    assert "Running stage 'train'" in committed.repro.stdout
+    assert "Running stage 'train'" in committed.repro_stdout
     workspace = copy_workspace(committed.path, tmp_path / "ws")
     metrics = json.loads((workspace / "results/metrics.json").read_text())
     assert metrics["n_submodels"] == 40
