@@ -104,7 +104,7 @@ def test_validation_experiment_has_its_own_budget_and_stream(config):
     share = copy.deepcopy(config)
     share["validation"]["n_subsets"] = None
     share["validation"]["fraction"] = 0.1
-    assert level_plan(share, "points", 1437, validation=True).budget == round(0.1 * 1259)
+    assert level_plan(share, "points", 1437, validation=True).budget == round(0.1 * 1000)
     validation_streams = {STREAMS[k] for k in STREAMS if k.startswith("validation")}
     assert len(validation_streams) == 3 and len(set(STREAMS.values())) == len(STREAMS)
 

@@ -63,7 +63,10 @@ def test_missing_or_broken_file(tmp_path):
 
 def test_budget_and_run_key(config):
     plan = level_plan(config, "points", 1437)
-    assert plan.budget == round(4 * 30 * 10.4888)  # c k log2 N
+    assert plan.budget == config["sampling"]["n_subsets"] == 1000  # stated in submodels
+    rule = copy.deepcopy(config)
+    rule["sampling"]["n_subsets"] = None
+    assert level_plan(rule, "points", 1437).budget == round(4 * 20 * 10.4888)  # c k log2 N
     assert plan.n_train % config["training"]["subsets_per_job"] == 0
     assert plan.budget <= plan.n_train < plan.budget + config["training"]["subsets_per_job"]
     grown = copy.deepcopy(config)

@@ -21,7 +21,9 @@ def study():
 
 
 def test_flat_run_budget_is_the_papers_rule_rounded_to_whole_jobs(config):
-    plan = level_plan(config, "points", 1437)
+    rule = copy.deepcopy(config)
+    rule["sampling"].update(n_subsets=None, k=30)
+    plan = level_plan(rule, "points", 1437)
     assert plan.budget == 1259  # round(4 * 30 * log2 1437)
     assert plan.n_train == 1300 and plan.stream == STREAMS["points"] and plan.unit == "point"
     assert levels(config) == ["points"] and not plan.restricted
@@ -43,7 +45,7 @@ def test_hierarchy_levels_have_their_own_budgets_and_streams(study):
     assert sources.stream != points.stream != flat.stream
     rule = copy.deepcopy(study)
     rule["hierarchy"]["source_subsets"] = None
-    assert level_plan(rule, "sources", 100).budget == round(4 * 15 * 6.643856)
+    assert level_plan(rule, "sources", 100).budget == round(4 * 20 * 6.643856)  # k_sources 20
 
 
 def test_streams_are_distinct():
