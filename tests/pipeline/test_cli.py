@@ -1,5 +1,8 @@
 """The command line: user errors are one line and exit 2; bugs keep their traceback."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -94,17 +97,18 @@ def test_too_few_submodels_for_the_estimator_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "e.npz").exists() and not (tmp_path / "p.npz").exists()
 
 
-def test_a_bug_exits_1_with_its_traceback_from_the_shell(tmp_path):
-    import subprocess
-    import sys
+def fresh_python(script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` in a new interpreter, as the shell and every workflow job do."""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
 
-    script = (
+
+def test_a_bug_exits_1_with_its_traceback_from_the_shell():
+    done = fresh_python(
         "import sys, ame.cli, ame.pipeline.params as p\n"
         "def broken(path): raise IndexError('injected')\n"
         "p.load = broken\n"
         "sys.exit(ame.cli.main(['prepare', '--out', 'x.npz']))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 1
     assert "Traceback (most recent call last)" in done.stderr
     assert done.stderr.strip().endswith("IndexError: injected")
@@ -114,15 +118,11 @@ def test_the_verbs_that_only_read_estimates_start_without_torch():
     """Every job is a fresh process: torch's import (over a second) is paid only by the verbs
     that train or fit (prepare, train, estimate), not by sample, gather, removal, evaluate,
     validate or the workflow's own start-up."""
-    import subprocess
-    import sys
-
-    script = (
+    done = fresh_python(
         "import sys\n"
         "import ame.cli, ame.data, ame.pipeline.plan, ame.pipeline.params, ame.behaviour.gather\n"
         "import ame.estimation.results, ame.evaluation.metrics, ame.evaluation.validation\n"
         "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
