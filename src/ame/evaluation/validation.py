@@ -41,8 +41,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from ame.artifacts import ArtifactError, atomic_path, atomic_write_json, load_json
-from ame.pipeline.plan import design
-from ame.pipeline.submodels import check_pack_size
+from ame.pipeline.plan import design, whole_jobs
 from ame.sampling import STREAMS, Design, MaskSet, pack_masks, subset_rng
 
 MIN_GROUP = 3  # rows of one p group needed for a rank correlation
@@ -330,8 +329,7 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
                 seeds.append(t["seed"] + r)
         queries.append(entry)
     budget = len(rows)
-    per_job = check_pack_size(t["subsets_per_job"])
-    for j in range(math.ceil(budget / per_job) * per_job - budget):
+    for j in range(whole_jobs(config, budget) - budget):
         rows.append(full)
         seeds.append(t["seed"] + R + j)
     bits = np.stack(rows)

@@ -104,15 +104,21 @@ def level_plan(config: dict, level: str, n_units: int, validation: bool = False)
         v = config["validation"]
         budget = v["n_subsets"] or max(1, round(v["fraction"] * budget))
         stream = STREAMS[VALIDATION_STREAM[stream]]
-    per_job = check_pack_size(config["training"]["subsets_per_job"])
     return LevelPlan(
         level=level,
         unit="source" if level == "sources" else "point",
         restricted=restricted,
         stream=stream,
         budget=budget,
-        n_train=math.ceil(budget / per_job) * per_job,
+        n_train=whole_jobs(config, budget),
     )
+
+
+def whole_jobs(config: dict, budget: int) -> int:
+    """Subsets to train for ``budget``: rounded up to whole training jobs, since a job trains a
+    pack of ``training.subsets_per_job`` subsets. The one place a budget is padded."""
+    per_job = check_pack_size(config["training"]["subsets_per_job"])
+    return math.ceil(budget / per_job) * per_job
 
 
 def draw_masks(
