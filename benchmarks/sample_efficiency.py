@@ -191,7 +191,7 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
     import torch
 
     torch.set_num_threads(1)
-    from ame import data
+    from ame import scenarios
     from ame.evaluation.metrics import selection_scores, topk_precision
     from ame.evaluation.validation import lds
     from ame.pipeline import params, plan
@@ -204,7 +204,7 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
     config["sampling"]["n_subsets"], config["validation"]["n_subsets"] = BUDGET, N_VALIDATION
     config = params.validate(config)
     direction = config["estimation"]["direction"]
-    dataset = data.build(config)
+    dataset = scenarios.build(config)
     N = dataset.n_points
     started = time.perf_counter()
     masks = plan.draw_masks(config, dataset, "points")

@@ -33,8 +33,8 @@ except ImportError:  # a machine where the package is not installed: use the sou
 
 from record import recorded  # noqa: E402
 
-from ame.data import build  # noqa: E402
 from ame.sampling import Design, MaskSet  # noqa: E402
+from ame.scenarios import build  # noqa: E402
 from ame.training.fit import fit_submodel, predict  # noqa: E402
 from ame.training.vectorized import CHUNK, fit_submodels  # noqa: E402
 

@@ -30,9 +30,9 @@ def _store(config: dict, directory):
 
 
 def cmd_prepare(args) -> None:
-    from ame import data
+    from ame import scenarios
 
-    data.build(_config(args)).save(args.out)
+    scenarios.build(_config(args)).save(args.out)
 
 
 def cmd_sample(args) -> None:
@@ -50,14 +50,17 @@ def cmd_sample(args) -> None:
 def cmd_train(args) -> None:
     import torch
 
+    from ame import scenarios
     from ame.data import Dataset
     from ame.sampling import MaskSet
     from ame.training.jobs import train_subsets
 
     torch.set_num_threads(args.threads)
     config = _config(args)
+    dataset = Dataset.load(args.dataset)
     stats = train_subsets(
-        Dataset.load(args.dataset),
+        scenarios.trainer(config, dataset),
+        dataset,
         MaskSet.load(args.masks),
         range(args.first, args.first + args.count),
         config,

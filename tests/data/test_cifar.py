@@ -12,8 +12,9 @@ import torch
 import yaml
 from conftest import make_workspace, snakemake
 
-from ame import data
+from ame import scenarios
 from ame.artifacts import ArtifactError
+from ame.data import Dataset
 from ame.data import cifar10 as cifar
 from ame.pipeline import params
 from ame.pipeline.plan import level_plan
@@ -121,7 +122,7 @@ def test_backdoor_follows_the_paper(batches):
         ds.n_points
         == 70
         == cifar.describe({"path": batches, **extra})["n_points"]
-        == data.describe({"dataset": {"name": "cifar10", "path": str(batches), **extra}})[
+        == scenarios.describe({"dataset": {"name": "cifar10", "path": str(batches), **extra}})[
             "n_points"
         ]
     )
@@ -149,9 +150,9 @@ def test_scenario_through_params(batches, tmp_path):
     config = params.load(EXAMPLES[0])
     assert level_plan(config, "points", 49_970).budget == 2497  # the paper's budget for CIFAR10-20
     config["dataset"]["path"] = str(batches)
-    ds = data.build(config)
+    ds = scenarios.build(config)
     ds.save(tmp_path / "d.npz")
-    back = data.Dataset.load(tmp_path / "d.npz")
+    back = Dataset.load(tmp_path / "d.npz")
     assert back.X_train.dtype == np.uint8 and back.fingerprint() == ds.fingerprint()
     config["dataset"]["path"] = None
     with pytest.raises(
@@ -290,7 +291,7 @@ def test_cifar_scenario_through_the_workflow(batches, tmp_path):
     config["validation"].update(n_subsets=10, removal_queries=0, replicates=1)
     workdir = make_workspace(tmp_path / "ws", config, tiny=False)
     snakemake(workdir)
-    prepared = data.Dataset.load(workdir / "data/prepared/dataset.npz")
+    prepared = Dataset.load(workdir / "data/prepared/dataset.npz")
     assert prepared.meta["name"] == "cifar10" and prepared.n_points == 70
     submodels = sorted((workdir / "results/submodels").glob("*/subset_*.npz"))
     assert len(submodels) == 10

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from ame import data
+from ame import scenarios
 from ame.artifacts import ArtifactError
+from ame.data import Dataset
 from ame.data.digits import digits_backdoor
 from ame.data.npz import load_user_npz
 
@@ -16,7 +17,7 @@ def test_digits_backdoor_plants_trigger_and_labels():
         "target_class": 3,
         "n_sources": None,
     }
-    described = data.describe({"dataset": digits})
+    described = scenarios.describe({"dataset": digits})
     assert described["n_points"] == ds.n_points
     assert described["n_query_points"] == len(ds.y_query)
     poisons = ds.ground_truth
@@ -29,7 +30,7 @@ def test_digits_backdoor_plants_trigger_and_labels():
 def test_prepared_dataset_round_trip(tmp_path):
     ds = digits_backdoor(n_poisons=5)
     ds.save(tmp_path / "d.npz")
-    back = data.Dataset.load(tmp_path / "d.npz")
+    back = Dataset.load(tmp_path / "d.npz")
     np.testing.assert_array_equal(back.ground_truth, ds.ground_truth)
     assert back.fingerprint() == ds.fingerprint() and back.n_classes == 10
 
@@ -55,7 +56,7 @@ def test_user_npz_is_read_and_checked(tmp_path):
     assert ds.n_points == 30 and ds.n_classes == 3 and list(ds.ground_truth) == [1, 2]
     assert ds.source is None and ds.source_truth() is None
     config = {"dataset": {"name": "npz", "path": str(path)}}
-    assert data.describe(config) == {
+    assert scenarios.describe(config) == {
         "n_points": 30,
         "n_query_points": 5,
         "n_sources": 0,
@@ -79,8 +80,8 @@ def test_user_npz_source_labels_become_numbered_sources(tmp_path):
     np.testing.assert_array_equal(ds.source, [1, 0, 2, 0, 1, 0])
     np.testing.assert_array_equal(ds.source_truth(), [1, 2])  # bob and carol hold true points
     ds.save(tmp_path / "prepared.npz")
-    np.testing.assert_array_equal(data.Dataset.load(tmp_path / "prepared.npz").source, ds.source)
-    assert data.describe({"dataset": {"name": "npz", "path": str(path)}})["n_sources"] == 3
+    np.testing.assert_array_equal(Dataset.load(tmp_path / "prepared.npz").source, ds.source)
+    assert scenarios.describe({"dataset": {"name": "npz", "path": str(path)}})["n_sources"] == 3
 
 
 @pytest.mark.parametrize(
@@ -163,4 +164,4 @@ def test_missing_and_truncated_files(tmp_path):
     with pytest.raises(ArtifactError, match="not a readable .npz"):
         load_user_npz(truncated)
     with pytest.raises(ArtifactError, match="cannot read array"):
-        data.describe({"dataset": {"name": "npz", "path": str(truncated)}})
+        scenarios.describe({"dataset": {"name": "npz", "path": str(truncated)}})

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ame import data
+from ame import scenarios
 from ame.data.plugin import PluginError, description, load, source_digest
 
 GOOD = """
@@ -27,13 +27,13 @@ def _params(tmp_path, monkeypatch, source=GOOD, **options):
 
 def test_a_plugin_file_is_described_and_prepared(tmp_path, monkeypatch):
     d = _params(tmp_path, monkeypatch)
-    assert data.describe({"dataset": d}) == {
+    assert scenarios.describe({"dataset": d}) == {
         "n_points": 6,
         "n_query_points": 2,
         "n_sources": 3,
         "has_classes": True,
     }
-    ds = data.build({"dataset": d})
+    ds = scenarios.build({"dataset": d})
     assert ds.n_points == 6 and ds.meta["query_names"] == ["a", "b"] and ds.n_classes == 3
     np.testing.assert_array_equal(ds.y_query, [0, 2])
     np.testing.assert_array_equal(ds.source, [0, 1, 0, 1, 2, 2])

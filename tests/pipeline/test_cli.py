@@ -120,7 +120,8 @@ def test_the_verbs_that_only_read_estimates_start_without_torch():
     validate or the workflow's own start-up."""
     done = fresh_python(
         "import sys\n"
-        "import ame.cli, ame.data, ame.pipeline.plan, ame.pipeline.params, ame.behaviour.gather\n"
+        "import ame.cli, ame.scenarios, ame.pipeline.plan, ame.pipeline.params\n"
+        "import ame.behaviour.gather\n"
         "import ame.estimation.results, ame.evaluation.metrics, ame.evaluation.validation\n"
         "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))\n"
     )

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ame import scenarios
 from ame.artifacts import ArtifactError
 from ame.behaviour.gather import gather
 from ame.behaviour.kinds import reduce_logits
@@ -28,6 +29,7 @@ def setup():
 def test_training_is_deterministic_and_gather_checks_fingerprints(setup, tmp_path):
     config, dataset, masks = setup
     train_subsets(
+        scenarios.trainer(config, dataset),
         dataset,
         masks,
         range(0, 3),
@@ -35,6 +37,7 @@ def test_training_is_deterministic_and_gather_checks_fingerprints(setup, tmp_pat
         SubmodelStore(tmp_path / "a", save_weights=config["training"]["save_weights"]),
     )
     train_subsets(
+        scenarios.trainer(config, dataset),
         dataset,
         masks,
         range(0, 3),
@@ -64,6 +67,7 @@ def test_diverged_submodels_are_retried_then_excluded(setup, tmp_path, caplog):
     bad = copy.deepcopy(config)
     bad["training"].update(optimizer="sgd", lr=1e30)
     train_subsets(
+        scenarios.trainer(bad, dataset),
         dataset,
         masks,
         range(0, 2),
@@ -79,6 +83,7 @@ def test_mask_artifact_of_another_dataset_is_refused(setup, tmp_path):
     wrong = MaskSet.draw(dataset.n_points + 1, 2, design(config), seed=0)
     with pytest.raises(ValueError, match="masks cover 1438 points but the dataset has 1437"):
         train_subsets(
+            scenarios.trainer(config, dataset),
             dataset,
             wrong,
             range(0, 1),
@@ -116,14 +121,14 @@ def test_the_default_demo_submodels_match_the_recorded_ones(tmp_path, single_thr
     the package version), save ``logits`` and ``fingerprints`` of subsets 0-2 to RECORDED."""
     from conftest import REPO
 
-    from ame import data
+    from ame import scenarios
     from ame.pipeline.plan import draw_masks
 
     config = params.load(REPO / "params.yaml")
-    dataset = data.build(config)
+    dataset = scenarios.build(config)
     masks = draw_masks(config, dataset, "points")
     store = SubmodelStore(tmp_path, save_weights=False)
-    train_subsets(dataset, masks, range(0, 100), config, store)
+    train_subsets(scenarios.trainer(config, dataset), dataset, masks, range(0, 100), config, store)
     recorded = np.load(RECORDED)
     for i, (logits, fingerprint) in enumerate(
         zip(recorded["logits"], recorded["fingerprints"], strict=True)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from ame import scenarios
 from ame.data.digits import digits_backdoor
 from ame.pipeline import params
 from ame.pipeline.plan import design
@@ -113,6 +114,7 @@ def test_train_subsets_writes_the_same_files_either_way(config, problem, tmp_pat
         c["training"].update(vectorize=vectorize, save_weights=True)
         out = tmp_path / str(vectorize)
         train_subsets(
+            scenarios.trainer(c, dataset),
             dataset,
             masks,
             range(1, 6),
@@ -131,6 +133,7 @@ def test_diverged_submodels_are_retried_when_vectorized(config, problem, tmp_pat
     bad = copy.deepcopy(config)
     bad["training"].update(optimizer="sgd", lr=1e30)
     train_subsets(
+        scenarios.trainer(bad, dataset),
         dataset,
         masks,
         range(0, 2),

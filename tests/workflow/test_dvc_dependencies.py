@@ -15,38 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO
+from imports import SRC, imported, module_file
 
-SRC = REPO / "src"
 # rules that run no `ame` verb or another rule's; every other rule runs its own
 RULE_VERBS = {"submodels": None, "sample_validation": "sample", "gather_experiment": "gather"}
-
-
-def _module_file(name: str) -> Path | None:
-    path = SRC.joinpath(*name.split("."))
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
-
-
-def _imports(tree: ast.AST, package: str) -> set[str]:
-    """Names of the `ame` modules a syntax tree imports (``from a import b``: a, and a.b if
-    that is a module)."""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names if a.name.split(".")[0] == "ame"}
-        elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level:  # relative import
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                module = ".".join([*base, module] if module else base)
-            if module.split(".")[0] != "ame":
-                continue
-            names.add(module)
-            names |= {
-                f"{module}.{a.name}" for a in node.names if _module_file(f"{module}.{a.name}")
-            }
-    return names
 
 
 def closure(roots: set[str]) -> set[Path]:
@@ -58,13 +30,13 @@ def closure(roots: set[str]) -> set[Path]:
         parts = name.split(".")
         for i in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
             prefix = ".".join(parts[:i])
-            if prefix in seen or _module_file(prefix) is None:
+            if prefix in seen or module_file(prefix) is None:
                 continue
             seen.add(prefix)
-            path = _module_file(prefix)
+            path = module_file(prefix)
             package = prefix if path.name == "__init__.py" else prefix.rsplit(".", 1)[0]
-            todo.extend(_imports(ast.parse(path.read_text()), package))
-    return {_module_file(name) for name in seen}
+            todo.extend(imported(ast.parse(path.read_text()), package))
+    return {module_file(name) for name in seen}
 
 
 def verb_roots(verb: str) -> set[str]:
@@ -73,23 +45,23 @@ def verb_roots(verb: str) -> set[str]:
     function = next(
         n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == f"cmd_{verb}"
     )
-    return {"ame.cli", "ame.__main__"} | _imports(function, "ame")
+    return {"ame.cli", "ame.__main__"} | imported(function, "ame")
 
 
 def workflow_files(root: Path) -> set[Path]:
     """What Snakemake reads at start-up, and the `ame` modules the rule files import."""
     files = {root / "Snakefile", *(root / "workflow").rglob("*.*")}
-    imported = set()
+    roots = set()
     for smk in (root / "workflow/rules").glob("*.smk"):
         for line in smk.read_text().splitlines():
             match = re.match(r"(?:from (ame[\w.]*) import ([\w, ]+)|import (ame[\w.]*))", line)
             if match:
                 module = match.group(1) or match.group(3)
-                imported.add(module)
+                roots.add(module)
                 for name in (match.group(2) or "").split(","):
-                    if name.strip() and _module_file(f"{module}.{name.strip()}"):
-                        imported.add(f"{module}.{name.strip()}")
-    return files | closure(imported) | {SRC / "ame/pipeline/params.schema.yaml"}
+                    if name.strip() and module_file(f"{module}.{name.strip()}"):
+                        roots.add(f"{module}.{name.strip()}")
+    return files | closure(roots) | {SRC / "ame/pipeline/params.schema.yaml"}
 
 
 def all_verbs() -> set[str]:

@@ -9,7 +9,8 @@ from conftest import jobs_run, make_workspace, snakemake
 from estimation.test_estimator import LEAST_SQUARES, nonlinear, sandwich_stderr
 from quality import check_run
 
-from ame.data import Dataset, synthetic_sources
+from ame.data import Dataset
+from ame.data.sources import synthetic_sources
 from ame.estimation.estimator import AMEEstimator
 from ame.estimation.results import Estimates
 from ame.estimation.semivalues import estimand_weights, exact_semivalue

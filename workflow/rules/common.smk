@@ -5,7 +5,7 @@ import sys
 
 import yaml
 
-from ame import data as ame_data
+from ame import scenarios
 from ame.behaviour.kinds import check_n_queries
 from ame.errors import UserError
 from ame.pipeline import params as ame_params
@@ -28,7 +28,7 @@ try:
         )
     config.clear()
     config.update(ame_params.load(PARAMS))
-    DESCRIPTION = ame_data.describe(config)
+    DESCRIPTION = scenarios.describe(config)
     check_n_queries(config["behaviour"]["n_queries"], DESCRIPTION["n_query_points"])
     if config["behaviour"]["kind"] != "raw" and not DESCRIPTION["has_classes"]:
         raise ame_params.ParamsError(

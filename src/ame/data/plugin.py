@@ -148,12 +148,6 @@ def description(d: dict) -> dict:
     return out
 
 
-def trainer(dataset: Dataset, config: dict, device):
-    from ame.training.plugin import PluginTrainer
-
-    return PluginTrainer(dataset, config["dataset"]["options"], str(device))
-
-
 def describe(d: dict) -> dict:
     desc = description(d)
     sources = desc.get("sources")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ame.artifacts import atomic_path, atomic_savez, load_npz
+from ame.devices import resolve_device
 from ame.errors import UserError
 from ame.sampling import MaskSet
 
@@ -45,20 +46,9 @@ def estimator_from_params(config: dict, **overrides) -> AMEEstimator:
         max_active=e["max_active"],
         patience=e["patience"],
         tol=e["tol"],
-        device=resolve_device(e["device"]),
+        device=resolve_device(e["device"], "estimation.device"),
     )
     return AMEEstimator(**{**settings, **overrides})
-
-
-def resolve_device(name: str) -> str:
-    """``auto``: CUDA when a device is visible, else CPU; ``cuda`` without one is an error."""
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("estimation.device: cuda requested but no CUDA device is visible")
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def selection(estimator: AMEEstimator, config: dict) -> np.ndarray:

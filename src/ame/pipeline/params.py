@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from ame import scenarios
 from ame.errors import UserError
 from ame.pipeline.plan import design
 from ame.pipeline.submodels import check_pack_size
@@ -27,9 +28,12 @@ class ParamsError(UserError):
 
 
 def schema() -> dict:
-    return yaml.safe_load(
+    """The schema, with the names ``dataset.name`` may take read from the scenario registry."""
+    loaded = yaml.safe_load(
         resources.files("ame.pipeline").joinpath("params.schema.yaml").read_text()
     )
+    loaded["properties"]["dataset"]["properties"]["name"]["enum"] = scenarios.names()
+    return loaded
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
@@ -54,15 +58,9 @@ def validate(config: dict) -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
     if errors:
         raise ParamsError(_describe(errors[0]))
-    name = config["dataset"]["name"]
-    if name in ("npz", "cifar10") and not config["dataset"]["path"]:
-        raise ParamsError(f"dataset.path: required when dataset.name is {name}")
-    if (name == "plugin") != bool(config["dataset"]["plugin"]):
-        raise ParamsError(
-            "dataset.plugin: required when dataset.name is plugin"
-            if name == "plugin"
-            else f"dataset.plugin: only used with dataset.name: plugin (name is {name})"
-        )
+    problem = scenarios.get(config).problem(config)
+    if problem:
+        raise ParamsError(problem)
     problem = training_problem(config["training"])
     if problem:
         raise ParamsError(f"training.{problem}")
@@ -79,21 +77,6 @@ def validate(config: dict) -> dict:
         check_pack_size(config["training"]["subsets_per_job"])
     except ValueError as err:
         raise ParamsError(str(err)) from err
-    d_sources = config["dataset"]["n_sources"]
-    if name in ("npz", "plugin") and d_sources is not None:
-        raise ParamsError(
-            f"dataset.n_sources: {name} datasets give their own per-point sources; set it to null"
-        )
-    if config["hierarchy"]["enabled"] and name in ("digits", "cifar10") and d_sources is None:
-        raise ParamsError("hierarchy.enabled: needs source labels; set dataset.n_sources")
-    d = config["dataset"]
-    if name in ("digits", "cifar10") and d["n_sources"] is not None:
-        most = min(d["n_sources"], d["n_poisons"])
-        if d["n_poisoned_sources"] > most:
-            raise ParamsError(
-                f"dataset.n_poisoned_sources: {d['n_poisoned_sources']} exceeds "
-                f"min(n_sources, n_poisons) = {most}"
-            )
     return config
 
 

@@ -12,6 +12,7 @@ import hashlib
 import json
 from importlib.metadata import version
 
+from ame import scenarios
 from ame.sampling import MaskSet
 
 SUBMODEL_SECTIONS = ("dataset", "sampling", "training")
@@ -22,9 +23,6 @@ NOT_SUBMODEL = {
     "sampling": ("n_subsets", "c", "k"),
     "training": ("device", "deterministic", "vectorize", "subsets_per_job"),
 }
-#: The plug-in's settings, which matter only when the plug-in is in use; then the content hash of
-#: its source file joins them (``plugin_source``): editing the user's code retrains.
-PLUGIN_KEYS = ("plugin", "options")
 
 
 def package_version() -> str:
@@ -45,14 +43,7 @@ def submodel_settings(config: dict) -> dict:
         }
         for section in SUBMODEL_SECTIONS
     }
-    dataset = settings["dataset"]
-    if dataset["name"] == "plugin":
-        from ame.data.plugin import source_digest
-
-        dataset["plugin_source"] = source_digest(dataset["plugin"])
-    else:
-        for key in PLUGIN_KEYS:
-            dataset.pop(key, None)
+    settings["dataset"] = scenarios.get(config).submodel_settings(settings["dataset"])
     return settings
 
 

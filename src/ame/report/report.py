@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ame import scenarios  # noqa: E402
 from ame.artifacts import atomic_path, atomic_write_text, load_csv, load_json  # noqa: E402
 from ame.data import Dataset  # noqa: E402
 from ame.estimation.results import Estimates  # noqa: E402
@@ -52,19 +53,6 @@ FLAG_TEXT = {
     "n_unidentifiable_points": "points in every subset or in none of a bucket: AME NaN, never "
     "selected",
 }
-
-
-def submodel_line(config: dict) -> str:
-    """What one submodel is: the plug-in's code, or the built-in model and its recipe (the
-    recipe decides how noisy the behaviours are: README, "Deep submodels")."""
-    if config["dataset"]["name"] == "plugin":
-        return f"Submodels: trained by the plug-in {config['dataset']['plugin']}."
-    t = config["training"]
-    return (
-        f"Submodels: **{t['model']}** (hidden {t['hidden']}), {t['steps']} {t['optimizer']} "
-        f"steps at lr {t['lr']}, weight decay {t['weight_decay']}, seed policy "
-        f"{t['seed_policy']}."
-    )
 
 
 def flags_section(metrics: dict, per_query: pd.DataFrame) -> list[str]:
@@ -223,7 +211,8 @@ def write_report(
         f"Dataset: **{dataset.meta.get('name')}** ({dataset.n_points} training points, "
         f"{len(estimates.names)} queries). Design: **{config['sampling']['design']}**; "
         f"estimand: {estimates.semivalue}. Behaviour: {config['behaviour']['kind']} of the "
-        f"query's class. AMEs are in the behaviour's own units. {submodel_line(config)}",
+        f"query's class. AMEs are in the behaviour's own units. "
+        + scenarios.get(config).submodel_line(config),
         "",
     ]
     levels_part = (

@@ -13,9 +13,7 @@ import logging
 import time
 
 import numpy as np
-import torch
 
-from ame import data
 from ame.data import Dataset
 from ame.data.plugin import PluginError
 from ame.errors import UserError
@@ -29,22 +27,18 @@ MAX_ATTEMPTS = 2  # a diverged submodel is retrained once with another seed, the
 RETRY_SEED_STEP = 1_000_003  # attempt k trains with seed + (k - 1) * RETRY_SEED_STEP
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` takes the first visible CUDA device (respecting CUDA_VISIBLE_DEVICES), else CPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("training.device: cuda requested but no CUDA device is visible")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
-
-
 def train_subsets(
-    dataset: Dataset, masks: MaskSet, indices: range, config: dict, store: SubmodelStore
+    trainer,
+    dataset: Dataset,
+    masks: MaskSet,
+    indices: range,
+    config: dict,
+    store: SubmodelStore,
 ) -> dict:
-    """Train the submodels of ``indices`` and write one output file per subset to ``store``.
+    """Train the submodels of ``indices`` with ``trainer`` (the scenario's:
+    ``ame.scenarios.Scenario.trainer``) and write one output file per subset to ``store``.
 
-    The trainer is the scenario's (``ame.data.trainer``): the built-in models, or a plug-in's
-    ``train``. Returns timing figures (seconds) for the overhead benchmark.
+    Returns timing figures (seconds) for the overhead benchmark.
     """
     started = time.perf_counter()
     if indices.stop > masks.n_subsets:
@@ -57,8 +51,6 @@ def train_subsets(
             f"masks cover {masks.n_points} points but the dataset has "
             f"{dataset.n_points}: the mask artifact belongs to another dataset"
         )
-    device = resolve_device(config["training"]["device"])
-    trainer = data.trainer(config, dataset, device)
     dataset_fp = dataset.fingerprint()
     train_seconds = 0.0
     for first in range(indices.start, indices.stop, trainer.chunk):
