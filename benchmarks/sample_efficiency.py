@@ -214,7 +214,7 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
     Y = behaviours(config, dataset, subsets, n_seeds)
     if proxy:
         proxy_ame, Y_proxy = proxy_fit(config, dataset, subsets, masks.p[:n_subsets])
-    held_out = plan.draw_masks(config, dataset, "points", validation=True)
+    held_out = plan.draw_masks(config, dataset, "points", kind="validation")
     Y_val = behaviours(config, dataset, point_masks(held_out, N_VALIDATION))
     val_masks, val_p = held_out.masks[:N_VALIDATION], held_out.p[:N_VALIDATION]
     train_s = time.perf_counter() - started

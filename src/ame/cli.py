@@ -41,9 +41,8 @@ def cmd_sample(args) -> None:
     from ame.pipeline.plan import draw_masks
 
     selection = Estimates.load(args.selection) if args.selection else None
-    masks = draw_masks(
-        _config(args), Dataset.load(args.dataset), args.level, selection, args.validation
-    )
+    kind = "validation" if args.validation else "main"
+    masks = draw_masks(_config(args), Dataset.load(args.dataset), args.level, selection, kind)
     masks.save(args.out)
 
 
@@ -137,9 +136,14 @@ def cmd_removal(args) -> None:
     from ame.data import Dataset
     from ame.estimation.results import Estimates
     from ame.evaluation.validation import plan_removal
+    from ame.pipeline.plan import experiment
 
+    config = _config(args)
     masks, plan = plan_removal(
-        _config(args), Dataset.load(args.dataset), Estimates.load(args.estimates)
+        config,
+        Dataset.load(args.dataset),
+        Estimates.load(args.estimates),
+        experiment(config, args.level, "removal"),
     )
     atomic_write_json(args.plan, plan)
     masks.save(args.out)
@@ -192,6 +196,8 @@ def cmd_report(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ame.pipeline.plan import LEVELS, VALIDATION_FILES
+
     parser = argparse.ArgumentParser(prog="ame", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -206,12 +212,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     verb("prepare", cmd_prepare, "build the dataset arrays and ground truth", "out")
     sample = verb("sample", cmd_sample, "draw the subset masks", "dataset", "out")
-    sample.add_argument(
-        "--level",
-        choices=("points", "sources", "flat"),
-        default="points",
-        help="experiment of the study (README, 'Sources and hierarchical studies')",
-    )
     sample.add_argument(
         "--selection", type=Path, help="source-level estimates (point level of a hierarchy)"
     )
@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         "curve",
         "per-query",
     )
-    verb(
+    removal = verb(
         "removal",
         cmd_removal,
         "the training sets of the counterfactual removal arms",
@@ -269,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
         "out",
         "plan",
     )
+    for sub in (sample, removal):
+        sub.add_argument(
+            "--level",
+            choices=LEVELS,
+            default="points",
+            help="level of the study (README, 'Sources and hierarchical studies')",
+        )
     verb(
         "validate",
         cmd_validate,
@@ -297,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "out",
         "plots-dir",
     )
-    for flag in ("validation", "validation-per-query", "lds-curve", "validation-predictions"):
+    for flag in VALIDATION_FILES:
         report.add_argument(f"--{flag}", type=Path, help="the validate step's outputs (optional)")
     report.add_argument(
         "--level-name", action="append", help="another experiment of the study (sources, flat)"

@@ -17,7 +17,7 @@ from ame.artifacts import ArtifactError
 from ame.data import Dataset
 from ame.data import cifar10 as cifar
 from ame.pipeline import params
-from ame.pipeline.plan import level_plan
+from ame.pipeline.plan import experiment
 from ame.training.fit import augment, fit_submodel, learning_rate, predict
 from ame.training.models import build_model
 
@@ -148,7 +148,9 @@ def test_scenario_through_params(batches, tmp_path):
         config = params.load(path)
         assert config["dataset"]["name"] == "cifar10"
     config = params.load(EXAMPLES[0])
-    assert level_plan(config, "points", 49_970).budget == 2497  # the paper's budget for CIFAR10-20
+    assert (
+        experiment(config, "points", "main", 49_970).budget == 2497
+    )  # the paper's budget for CIFAR10-20
     config["dataset"]["path"] = str(batches)
     ds = scenarios.build(config)
     ds.save(tmp_path / "d.npz")

@@ -18,7 +18,7 @@ from ame.evaluation.validation import (
     removal_table,
 )
 from ame.pipeline import params, provenance
-from ame.pipeline.plan import level_plan
+from ame.pipeline.plan import experiment
 from ame.sampling import STREAMS, Design, MaskSet, sample_subsets
 
 GRID = Design("grid")
@@ -27,6 +27,11 @@ GRID = Design("grid")
 @pytest.fixture(scope="module")
 def config():
     return params.load(REPO / "params.yaml")
+
+
+def planned(config, dataset, estimates):
+    """The removal arms of the point level, planned as ``ame removal`` plans them."""
+    return plan_removal(config, dataset, estimates, experiment(config, "points", "removal"))
 
 
 def linear_game(n_subsets=800, n_units=60, noise=0.0, seed=0):
@@ -97,14 +102,14 @@ def test_undefined_lds_is_nan_with_its_reason():
 
 
 def test_validation_experiment_has_its_own_budget_and_stream(config):
-    main = level_plan(config, "points", 1437)
-    held_out = level_plan(config, "points", 1437, validation=True)
+    main = experiment(config, "points", "main", 1437)
+    held_out = experiment(config, "points", "validation", 1437)
     assert held_out.budget == config["validation"]["n_subsets"] == 200
     assert held_out.stream == STREAMS["validation"] != main.stream
     share = copy.deepcopy(config)
     share["validation"]["n_subsets"] = None
     share["validation"]["fraction"] = 0.1
-    assert level_plan(share, "points", 1437, validation=True).budget == round(0.1 * 1000)
+    assert experiment(share, "points", "validation", 1437).budget == round(0.1 * 1000)
     validation_streams = {STREAMS[k] for k in STREAMS if k.startswith("validation")}
     assert len(validation_streams) == 3 and len(set(STREAMS.values())) == len(STREAMS)
 
@@ -149,7 +154,7 @@ def test_removal_arms_use_exactly_the_intended_training_sets(config):
     selected = np.zeros((3, n), dtype=bool)
     selected[2, [3, 9, 21]] = True  # the aggregate has a selection; query_0 has none
     c = removal_config(config)
-    masks, plan = plan_removal(c, toy(n), estimates_of(ame, selected))
+    masks, plan = planned(c, toy(n), estimates_of(ame, selected))
     bits = masks.masks
     assert [e["query"] for e in plan["queries"]] == ["query_0", "aggregate"]  # query_1 capped
     assert masks.budget == 3 + 2 * 6 and masks.n_subsets == 20  # padded to whole packs of 10
@@ -174,7 +179,7 @@ def test_removal_arms_use_exactly_the_intended_training_sets(config):
     for row in (0, 1, aggregate["rows_random"][2]):
         fingerprint = provenance.submodel_fingerprint(c, "data", masks, row)
         assert fingerprint["seed"] == seeds[row]
-    again, _ = plan_removal(c, toy(n), estimates_of(ame, selected))
+    again, _ = planned(c, toy(n), estimates_of(ame, selected))
     assert again.rows_digest() == masks.rows_digest()
 
 
@@ -184,7 +189,7 @@ def test_source_removal_takes_out_every_point_of_the_sources(config):
     ame[0, 6] = 1.0
     estimates = estimates_of(ame, ame > 0, unit="source")
     c = removal_config(config, replicates=1, queries=0)
-    masks, plan = plan_removal(c, toy(40, source=source), estimates)
+    masks, plan = planned(c, toy(40, source=source), estimates)
     (entry,) = plan["queries"]
     removed = masks.masks[entry["rows_removed"][0]]
     np.testing.assert_array_equal(~removed, source == 6)
@@ -197,7 +202,7 @@ def test_a_removal_leaving_one_class_is_recorded_not_trained(config):
     data = toy(6, n_classes=2)  # classes 0 1 0 1 0 1: removing 1, 3, 5 would leave one class
     selected = np.array([[False, True, False, True, False, True]])
     c = removal_config(config, replicates=2)
-    masks, plan = plan_removal(c, data, estimates_of(ame, selected))
+    masks, plan = planned(c, data, estimates_of(ame, selected))
     (entry,) = plan["queries"]
     assert entry["note"] == "the removal would leave 3 training points of a single class"
     assert entry["rows_removed"] == [] and masks.budget == 2
@@ -208,7 +213,7 @@ def test_no_query_to_retrain_gives_an_empty_table(config):
     c = removal_config(config, replicates=1, queries=0)
     estimates = estimates_of(np.ones((2, 5)), np.ones((2, 5)))
     estimates.points = [0, 1]  # no aggregate, no individual query asked for
-    masks, plan = plan_removal(c, toy(5), estimates)
+    masks, plan = planned(c, toy(5), estimates)
     assert plan["queries"] == [] and masks.budget == 1  # only the full-data arm
     behaviours = SimpleNamespace(subsets=np.array([0]), Y=np.zeros((1, 2)))
     table = removal_table(plan, behaviours)
@@ -293,7 +298,7 @@ def test_an_all_zero_estimate_removes_nothing_and_says_so(config):
     """A zero AME ranks nothing (before: the top k by a stable argsort, points 0..k-1)."""
     c = removal_config(config, replicates=2)
     estimates = estimates_of(np.zeros((3, 40)), np.zeros((3, 40)))
-    masks, plan = plan_removal(c, toy(40), estimates)
+    masks, plan = planned(c, toy(40), estimates)
     for entry in plan["queries"]:
         assert entry["rule"] == "none" and entry["removed_units"] == []
         assert entry["rows_removed"] == entry["rows_random"] == []
@@ -309,7 +314,7 @@ def test_the_top_k_fallback_removes_only_points_with_an_effect_in_the_direction(
     ame[0, [7, 30]] = [0.2, 0.4]
     ame[0, 12] = -0.9  # the other direction ranks nothing either
     c = removal_config(config, replicates=1)
-    _, plan = plan_removal(c, toy(40), estimates_of(ame, np.zeros((3, 40))))
+    _, plan = planned(c, toy(40), estimates_of(ame, np.zeros((3, 40))))
     assert plan["queries"][0]["rule"] == "top_k"
     assert plan["queries"][0]["removed_units"] == [30, 7]  # top_k is 4: only two rank
 
@@ -321,7 +326,7 @@ def test_a_diverged_replicate_is_left_out_of_every_arm(config):
     ame[2, [3, 9]] = [0.5, 0.4]
     selected = ame > 0
     c = removal_config(config, replicates=3)
-    masks, plan = plan_removal(c, toy(40), estimates_of(ame, selected))
+    masks, plan = planned(c, toy(40), estimates_of(ame, selected))
     aggregate = plan["queries"][-1]
     Y = np.zeros((masks.budget, 3))
     Y[plan["rows_full"], 2] = [10.0, 20.0, 30.0]

@@ -5,7 +5,7 @@ import yaml
 from conftest import REPO
 
 from ame.pipeline import params
-from ame.pipeline.plan import level_plan
+from ame.pipeline.plan import experiment
 from ame.pipeline.provenance import run_key
 
 
@@ -62,11 +62,11 @@ def test_missing_or_broken_file(tmp_path):
 
 
 def test_budget_and_run_key(config):
-    plan = level_plan(config, "points", 1437)
+    plan = experiment(config, "points", "main", 1437)
     assert plan.budget == config["sampling"]["n_subsets"] == 1000  # stated in submodels
     rule = copy.deepcopy(config)
     rule["sampling"]["n_subsets"] = None
-    assert level_plan(rule, "points", 1437).budget == round(4 * 20 * 10.4888)  # c k log2 N
+    assert experiment(rule, "points", "main", 1437).budget == round(4 * 20 * 10.4888)  # c k log2 N
     assert plan.n_train % config["training"]["subsets_per_job"] == 0
     assert plan.budget <= plan.n_train < plan.budget + config["training"]["subsets_per_job"]
     grown = copy.deepcopy(config)

@@ -1,6 +1,6 @@
 # Configuration check and the layout of the run, asked of the `ame` package once at start-up:
-# the run plan (ame.pipeline.plan) decides budgets, the submodel store (ame.pipeline.submodels)
-# the file layout. Nothing here computes either.
+# the run plan (ame.pipeline.plan) decides each experiment's budget, store and files, the
+# submodel store (ame.pipeline.submodels) the files inside a store. Nothing here computes either.
 import sys
 
 import yaml
@@ -63,9 +63,9 @@ wildcard_constraints:
     pack=rf"\d{{{STORE.pack_digits}}}",
     run=r"[0-9a-f]{12}(-[0-9a-f]{8})?",
     level="sources|points|flat",
-    # the submodels of an experiment's main subsets (""), its held-out validation subsets, or its
-    # counterfactual removal arms: three stores trained by the one train rule
-    experiment="(|validation_|removal_)",
+    # the submodels of a level's main subsets (""), its held-out validation subsets, or its
+    # counterfactual removal arms: three stores trained by the one train rule (run plan's prefixes)
+    experiment="(" + "|".join(ame_plan.PREFIXES.values()) + ")",
 
 
 def out(level, name):
@@ -81,38 +81,40 @@ def level_of(wildcards):
     return wildcards.level if HIERARCHICAL else "points"
 
 
-def layout(level, experiment=""):
-    """(subsets trained, submodel directory name) of a level, from the run plan; the restricted
-    point level of a hierarchy is only known once its sample checkpoint has run. The validation
-    subsets are named like the level's own (same units, another store); the removal arms by a
-    hash of their masks and seeds, since they follow the estimates."""
-    if experiment == "validation_":
-        masks = MaskSet.load(checkpoints.sample_validation.get(level=level).output.masks)
-        return masks.n_subsets, layout(level)[1]
-    if experiment == "removal_":
-        masks = MaskSet.load(checkpoints.removal.get(level=level).output.masks)
-        return masks.n_subsets, f"{KEY}-{masks.rows_digest()[:8]}"
-    if HIERARCHICAL and level == "points":
-        masks = MaskSet.load(checkpoints.sample.get(level=level).output.masks)
-        # a new source selection means new submodels, not stale files
-        return masks.n_subsets, f"{KEY}-{masks.units_digest()[:8]}"
+# the checkpoint whose masks say how many rows an experiment trains, where they follow an
+# artifact (the run plan's Experiment.reads) or, for the validation subsets, a level's budget
+MASK_CHECKPOINTS = {"validation": "sample_validation", "removal": "removal", "main": "sample"}
+
+
+def layout(level, kind="main"):
+    """(subsets trained, submodel directory within the level's results) of an experiment, from
+    the run plan; where its masks are needed to know them, read from its sample checkpoint."""
     n_units = DESCRIPTION["n_sources"] if level == "sources" else DESCRIPTION["n_points"]
-    return ame_plan.level_plan(config, level, n_units).n_train, KEY
+    plan = ame_plan.experiment(config, level, kind, n_units)
+    if plan.reads or kind == "validation":
+        sampled = getattr(checkpoints, MASK_CHECKPOINTS[kind])
+        masks = MaskSet.load(sampled.get(level=level).output.masks)
+        return masks.n_subsets, plan.store(KEY, masks)
+    return plan.n_train, plan.store(KEY)
 
 
-def experiment_of(wildcards):
-    return getattr(wildcards, "experiment", "")
+KIND_OF_PREFIX = {prefix: kind for kind, prefix in ame_plan.PREFIXES.items()}
+
+
+def kind_of(wildcards):
+    """The experiment of a job: its {experiment} wildcard is the run plan's file prefix."""
+    return KIND_OF_PREFIX[getattr(wildcards, "experiment", "")]
 
 
 def submodel_dir(wildcards):
-    level, experiment = level_of(wildcards), experiment_of(wildcards)
-    return out(level, f"{experiment}submodels/{layout(level, experiment)[1]}")
+    level = level_of(wildcards)
+    return out(level, layout(level, kind_of(wildcards))[1])
 
 
 def submodel_files(wildcards):
-    level, experiment = level_of(wildcards), experiment_of(wildcards)
-    n_subsets, run = layout(level, experiment)
-    directory = out(level, f"{experiment}submodels/{run}")
+    level = level_of(wildcards)
+    n_subsets, store = layout(level, kind_of(wildcards))
+    directory = out(level, store)
     return [str(path) for path in SubmodelStore(directory, STORE.per_job, STORE.save_weights)
             .files(n_subsets)]
 
@@ -122,20 +124,21 @@ def selection(wildcards):
     return [out("sources", "estimates.npz")] if level_of(wildcards) == "points" and HIERARCHICAL else []
 
 
-# The held-out checks run for every experiment but the flat comparison of a hierarchy.
-VALIDATED_LEVELS = [level for level in LEVELS if level != "flat"]
-VALIDATE = config["validation"]["enabled"]
+# The levels the validate step checks (the run plan: every one but a hierarchy's flat
+# comparison, when validation is on), and the files it writes for each, by the report's option.
+VALIDATED_LEVELS = [level for level in LEVELS if "validation" in ame_plan.kinds(config, level)]
 
 
 def validation_files(level):
-    """What the report reads of the validate step: nothing when it is switched off."""
-    names = ("validation.json", "validation_per_query.csv", "lds_curve.csv")
-    return [out(level, name) for name in names + ("validation_predictions.csv",)] if VALIDATE else []
+    """What the report reads of the validate step, by its option: nothing when it does not run."""
+    if level not in VALIDATED_LEVELS:
+        return {}
+    return {flag: out(level, name) for flag, name in ame_plan.VALIDATION_FILES.items()}
 
 
 def final_outputs():
     return (
         [out(level, name) for level in LEVELS for name in ("scores.csv", "metrics.json")]
-        + [out(level, "validation.json") for level in VALIDATED_LEVELS if VALIDATE]
+        + [validation_files(level)["validation"] for level in VALIDATED_LEVELS]
         + ["results/report.md"]
     )

@@ -1,7 +1,5 @@
 # One report for the study; in a hierarchy it also reads the other levels' results.
 OTHER_LEVELS = [level for level in LEVELS if level != "points"]
-CHECKED = VALIDATED_LEVELS if VALIDATE else []  # levels whose validate step the report reads
-VALIDATION_FLAGS = ("validation", "validation-per-query", "lds-curve", "validation-predictions")
 
 
 rule report:
@@ -11,13 +9,13 @@ rule report:
         metrics=out("points", "metrics.json"),
         curve=out("points", "budget_curve.csv"),
         per_query=out("points", "metrics_per_query.csv"),
-        validation=validation_files("points"),
+        validation=validation_files("points").values(),
         levels=[
             out(level, name)
             for level in OTHER_LEVELS
             for name in ("estimates.npz", "metrics.json", "budget_curve.csv")
         ]
-        + [out(level, "validation.json") for level in OTHER_LEVELS if level in CHECKED],
+        + [validation_files(level)["validation"] for level in OTHER_LEVELS if level in VALIDATED_LEVELS],
     output:
         report="results/report.md",
         plots=directory("results/plots"),
@@ -27,9 +25,8 @@ rule report:
         levels=" ".join(
             f"--level-name {level} --level-dir results/{level}" for level in OTHER_LEVELS
         ),
-        validation=lambda wildcards, input: " ".join(
-            f"--{flag} {path}"
-            for flag, path in zip(VALIDATION_FLAGS, input.validation, strict=False)
+        validation=" ".join(
+            f"--{flag} {path}" for flag, path in validation_files("points").items()
         ),
     log:
         "logs/report.log",

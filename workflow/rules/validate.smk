@@ -45,6 +45,7 @@ checkpoint removal:
         ame=AME,
         config=PARAMS,
         validation=config["validation"],
+        level=level_of,
     log:
         log_path("removal.log"),
     resources:
@@ -54,7 +55,8 @@ checkpoint removal:
         ENV
     shell:
         "{params.ame} removal --params {params.config} --dataset {input.dataset} "
-        "--estimates {input.estimates} --out {output.masks} --plan {output.plan} > {log} 2>&1"
+        "--estimates {input.estimates} --out {output.masks} --plan {output.plan} "
+        "--level {params.level} > {log} 2>&1"
 
 
 # The behaviours of the validation submodels or of the removal arms, fingerprints checked.

@@ -41,8 +41,8 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from ame.artifacts import ArtifactError, atomic_path, atomic_write_json, load_json
-from ame.pipeline.plan import design, whole_jobs
-from ame.sampling import STREAMS, Design, MaskSet, pack_masks, subset_rng
+from ame.pipeline.plan import Experiment, design, replicate_seed, whole_jobs
+from ame.sampling import Design, MaskSet, pack_masks
 
 MIN_GROUP = 3  # rows of one p group needed for a rank correlation
 ROWS_PER_BIN = (
@@ -252,8 +252,10 @@ def removal_queries(estimates, n_individual: int) -> list[int]:
     return individual + [q for q, point in enumerate(points) if point < 0]
 
 
-def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
-    """The training sets of the removal arms, as a mask artifact, and the plan that reads it.
+def plan_removal(config: dict, dataset, estimates, experiment: Experiment) -> tuple[MaskSet, dict]:
+    """The training sets of the removal arms (``experiment``, of the run plan: its stream draws
+    the random arms, its seed rule seeds the replicates), as a mask artifact, and the plan that
+    reads it.
 
     Rows 0..R-1 are the full-data arm (one per seed, shared by every query); each query then adds
     R rows without its selection and R rows without as many random training points. A query with
@@ -270,14 +272,14 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
         JSON-ready: per query its rule (``selected``, ``top_k`` or ``none``), removed units, the
         points each arm removes, rows, and the reason when the removal was not run.
     """
-    v, t, s = config["validation"], config["training"], config["sampling"]
+    v, s = config["validation"], config["sampling"]
     R = v["replicates"]
     n = dataset.n_points
     full = np.ones(n, dtype=bool)
     unit_points = _unit_points(dataset, estimates)
     rankings = estimates.ranking(config["estimation"]["direction"])
     rows = [full] * R
-    seeds = [t["seed"] + r for r in range(R)]
+    seeds = [replicate_seed(config, r) for r in range(R)]
     queries = []
     for q in removal_queries(estimates, v["removal_queries"]):
         chosen, rule = np.flatnonzero(estimates.selected[q]), "selected"
@@ -302,11 +304,7 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
         arms = [removed] + [
             _without(
                 full,
-                [
-                    subset_rng(s["seed"], q * R + r, STREAMS["removal"]).choice(
-                        n, n_points, replace=False
-                    )
-                ],
+                [experiment.rng(config, q * R + r).choice(n, n_points, replace=False)],
             )
             for r in range(R)
         ]
@@ -323,15 +321,15 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
             for r in range(R):
                 entry["rows_removed"].append(len(rows))
                 rows.append(arms[0])
-                seeds.append(t["seed"] + r)
+                seeds.append(replicate_seed(config, r))
                 entry["rows_random"].append(len(rows))
                 rows.append(arms[1 + r])
-                seeds.append(t["seed"] + r)
+                seeds.append(replicate_seed(config, r))
         queries.append(entry)
     budget = len(rows)
     for j in range(whole_jobs(config, budget) - budget):
         rows.append(full)
-        seeds.append(t["seed"] + R + j)
+        seeds.append(replicate_seed(config, R + j))
     bits = np.stack(rows)
     masks = MaskSet(
         pack_masks(bits),
@@ -340,7 +338,7 @@ def plan_removal(config: dict, dataset, estimates) -> tuple[MaskSet, dict]:
         design(config),
         s["seed"],
         budget=budget,
-        stream=STREAMS["removal"],
+        stream=experiment.stream,
         seeds=np.asarray(seeds, dtype=np.int64),
     )
     plan = {

@@ -1,8 +1,12 @@
-"""The run plan: which experiments a study runs and, for each, its budget, rows and stream.
+"""The run plan: which experiments a study runs and, for each, its budget, rows, stream, seeds,
+store and files (:class:`Experiment`).
 
-This is the one home of the budget arithmetic: the paper's rule (``ame.sampling``), the per-level
-settings and the rounding up to whole training jobs. The Snakefile and the ``ame`` verbs both ask
-:func:`level_plan`; nothing else computes a budget.
+This is the one home of that bookkeeping: the paper's budget rule (``ame.sampling``), the
+per-level settings, the rounding up to whole training jobs (:func:`whole_jobs`), the seed rule
+(:func:`training_seed`), the submodel store's name and the files an experiment writes. The
+Snakefile, the ``ame`` verbs, the removal planner and the report ask :func:`experiment`; nothing
+else pads a budget, names a store or picks a seed. It needs a validated params dict only, no
+workflow.
 
 A study runs one experiment (``points``) or, with ``hierarchy.enabled``, up to three on the same
 dataset (README, "Sources and hierarchical studies"):
@@ -21,10 +25,13 @@ dataset (README, "Sources and hierarchical studies"):
 Each experiment draws from its own random stream (``ame.sampling.STREAMS``); the flat comparison
 uses the stream of a plain run, so it *is* the plain run of the same settings.
 
-Each experiment also has a *validation* experiment (``validation=True``): fresh subsets of the same
-units and design from a stream of their own, ``validation.n_subsets`` of them (or
-``validation.fraction`` of the experiment's budget), which only ``ame validate`` reads: held out
-from the estimate, they measure how well the estimated effects predict new submodels.
+Each level also has a *validation* experiment: fresh subsets of the same units and design from a
+stream of their own, ``validation.n_subsets`` of them (or ``validation.fraction`` of the level's
+budget), which only ``ame validate`` reads: held out from the estimate, they measure how well the
+estimated effects predict new submodels. And a *removal* experiment, whose rows (retraining
+without each query's selection) follow the level's estimates: an experiment that depends on an
+earlier artifact says so (:attr:`Experiment.reads`), and a later stage of a multi-stage design
+would be one more experiment of this kind.
 """
 
 from __future__ import annotations
@@ -36,32 +43,82 @@ import numpy as np
 
 from ame.errors import UserError
 from ame.pipeline.submodels import check_pack_size
-from ame.sampling import STREAMS, Design, MaskSet, budget_from_sparsity
+from ame.sampling import STREAMS, Design, MaskSet, budget_from_sparsity, subset_rng
 from ame.sampling.hierarchy import restriction, selected_sources
 
 LEVELS = ("sources", "points", "flat")
+#: What an experiment is for: the estimate (``main``), the held-out LDS (``validation``: fresh
+#: subsets of the same units and design), or the counterfactual removal arms (``removal``: rows
+#: that follow the estimates, ``ame.evaluation.removal``).
+KINDS = ("main", "validation", "removal")
+#: The prefix of each kind's file names (its masks, behaviours and submodel store).
+PREFIXES = {kind: "" if kind == "main" else f"{kind}_" for kind in KINDS}
 #: The stream of each experiment's validation subsets.
 VALIDATION_STREAM = {
     STREAMS["points"]: "validation",
     STREAMS["sources"]: "validation_sources",
     STREAMS["restricted"]: "validation_restricted",
 }
+#: What the validate step writes for one level, by the report's option that reads each file.
+VALIDATION_FILES = {
+    "validation": "validation.json",
+    "validation-per-query": "validation_per_query.csv",
+    "lds-curve": "lds_curve.csv",
+    "validation-predictions": "validation_predictions.csv",
+}
 
 
 @dataclass(frozen=True)
-class LevelPlan:
-    """One experiment of the study.
+class Experiment:
+    """One experiment of the study: a set of subsets, the submodels trained on them and the
+    behaviours gathered from those.
 
-    ``budget`` subsets enter the estimate; ``n_train`` (the budget rounded up to whole training
-    jobs) are drawn and trained, the extra ones kept for a later, larger budget.
+    ``budget`` subsets enter what reads it; ``n_train`` (the budget rounded up to whole training
+    jobs) are drawn and trained, the extra ones kept for a later, larger budget. Both are None
+    when the rows follow an earlier artifact (``reads``): the removal arms follow the estimates,
+    and their count is that of their mask artifact.
     """
 
     level: str
+    kind: str
     unit: str  # "point" or "source": what a column of the regression is
     restricted: bool  # the point level of a hierarchy: only the points of the selected sources
     stream: int
-    budget: int
-    n_train: int
+    budget: int | None
+    n_train: int | None
+
+    @property
+    def prefix(self) -> str:
+        """Of its file names: ``""``, ``validation_`` or ``removal_``."""
+        return PREFIXES[self.kind]
+
+    def file(self, name: str) -> str:
+        """Its artifact ``name`` (``masks.npz``, ``behaviours.npz``), within its level's results."""
+        return self.prefix + name
+
+    @property
+    def reads(self) -> tuple[tuple[str, str], ...]:
+        """The (level, artifact) its rows are drawn from: the removal arms, from the estimates
+        of their level; the restricted point level, from the source level's estimates."""
+        if self.kind == "removal":
+            return ((self.level, "estimates.npz"),)
+        return (("sources", "estimates.npz"),) if self.restricted else ()
+
+    def store(self, run_key: str, masks: MaskSet | None = None) -> str:
+        """The directory of its submodels, within its level's results: keyed by the settings
+        (``run_key``), and, where the rows follow an artifact, by the masks drawn from it (a
+        new source selection or new estimates mean new submodels, never stale files).
+        Validation submodels are named like the main ones of their level, in their own store."""
+        name = run_key
+        if self.kind == "removal":
+            name = f"{run_key}-{masks.rows_digest()[:8]}"
+        elif self.restricted:
+            name = f"{run_key}-{masks.units_digest()[:8]}"
+        return f"{self.prefix}submodels/{name}"
+
+    def rng(self, config: dict, index: int) -> np.random.Generator:
+        """The generator of its draw ``index`` (a subset; a removal arm's random points)."""
+        return subset_rng(config["sampling"]["seed"], index, self.stream)
 
 
 def design(config: dict) -> Design:
@@ -84,12 +141,13 @@ def levels(config: dict) -> list[str]:
     return ["sources", "points"] + (["flat"] if h["compare_flat"] else [])
 
 
-def level_plan(config: dict, level: str, n_units: int, validation: bool = False) -> LevelPlan:
-    """Budget, rows to train and stream of ``level`` over ``n_units`` columns (points or sources;
-    for the restricted point level, the points of the selected sources); with ``validation``, of
-    its held-out validation experiment."""
+def experiment(config: dict, level: str, kind: str = "main", n_units: int = 0) -> Experiment:
+    """The ``kind`` experiment of ``level`` over ``n_units`` columns (points or sources; for the
+    restricted point level, the points of the selected sources; unused by the removal arms)."""
     if level not in LEVELS:
         raise UserError(f"level: unknown experiment {level!r}; choose one of {LEVELS}")
+    if kind not in KINDS:
+        raise UserError(f"experiment: unknown kind {kind!r}; choose one of {KINDS}")
     s, h = config["sampling"], config["hierarchy"]
     restricted = level == "points" and h["enabled"]
     if level == "sources":
@@ -100,18 +158,27 @@ def level_plan(config: dict, level: str, n_units: int, validation: bool = False)
         fixed, k = s["n_subsets"], s["k"]
         stream = STREAMS["restricted" if restricted else "points"]
     budget = int(fixed) if fixed is not None else budget_from_sparsity(n_units, s["c"], k)
-    if validation:
+    if kind == "validation":
         v = config["validation"]
         budget = v["n_subsets"] or max(1, round(v["fraction"] * budget))
         stream = STREAMS[VALIDATION_STREAM[stream]]
-    return LevelPlan(
+    elif kind == "removal":
+        budget, stream = None, STREAMS["removal"]
+    return Experiment(
         level=level,
+        kind=kind,
         unit="source" if level == "sources" else "point",
         restricted=restricted,
         stream=stream,
         budget=budget,
-        n_train=whole_jobs(config, budget),
+        n_train=None if budget is None else whole_jobs(config, budget),
     )
+
+
+def kinds(config: dict, level: str) -> list[str]:
+    """The experiments the study runs at ``level``: its main one and, where the validate step
+    runs (every level but the flat comparison of a hierarchy), its validation and removal ones."""
+    return list(KINDS) if config["validation"]["enabled"] and level != "flat" else ["main"]
 
 
 def whole_jobs(config: dict, budget: int) -> int:
@@ -121,11 +188,26 @@ def whole_jobs(config: dict, budget: int) -> int:
     return math.ceil(budget / per_job) * per_job
 
 
-def draw_masks(
-    config: dict, dataset, level: str, selection=None, validation: bool = False
-) -> MaskSet:
-    """The subsets of one experiment (``selection``: the source-level estimates, for the
-    restricted point level of a hierarchy), or of its validation experiment."""
+def training_seed(config: dict, masks: MaskSet, index: int) -> int:
+    """Training seed of subset ``index``: the row's own seed where its experiment set one (the
+    removal arms: :func:`replicate_seed`), else under ``training.seed_policy``."""
+    if masks.seeds is not None:
+        return int(masks.seeds[index])
+    t = config["training"]
+    return t["seed"] if t["seed_policy"] == "common" else t["seed"] + index
+
+
+def replicate_seed(config: dict, replicate: int) -> int:
+    """Training seed of replicate ``replicate`` of the removal arms: its three arms share it,
+    so their differences are paired."""
+    return config["training"]["seed"] + replicate
+
+
+def draw_masks(config: dict, dataset, level: str, selection=None, kind: str = "main") -> MaskSet:
+    """The subsets of ``level``'s main or validation experiment (``selection``: the source-level
+    estimates, for the restricted point level of a hierarchy)."""
+    if kind == "removal":
+        raise UserError("sample: the removal arms follow the estimates; ame removal plans them")
     hierarchical = config["hierarchy"]["enabled"]
     units = ids = None
     if level == "sources" or (level == "points" and hierarchical):
@@ -143,7 +225,7 @@ def draw_masks(
                 "hierarchy.source_subsets (or estimation.fdr) before refining inside sources"
             )
         units, ids = restriction(dataset.source, chosen)
-    plan = level_plan(config, level, dataset.n_points if ids is None else len(ids), validation)
+    plan = experiment(config, level, kind, dataset.n_points if ids is None else len(ids))
     return MaskSet.draw(
         dataset.n_points,
         plan.n_train,

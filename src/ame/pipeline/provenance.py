@@ -13,6 +13,7 @@ import json
 from importlib.metadata import version
 
 from ame import scenarios
+from ame.pipeline.plan import training_seed
 from ame.sampling import MaskSet
 
 SUBMODEL_SECTIONS = ("dataset", "sampling", "training")
@@ -56,12 +57,6 @@ def run_key(config: dict) -> str:
     return digest(submodel_settings(config))[:12]
 
 
-def subset_seed(config: dict, index: int) -> int:
-    """Training seed of subset ``index`` under the configured seed policy."""
-    t = config["training"]
-    return t["seed"] if t["seed_policy"] == "common" else t["seed"] + index
-
-
 def submodel_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, index: int) -> dict:
     """Everything a submodel's outputs depend on: data, mask bits, p, recipe and seed."""
     fingerprint = {
@@ -71,7 +66,7 @@ def submodel_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, index: i
         "n_points": masks.n_points,
         "p": float(masks.p[index]),
         "settings": digest(submodel_settings(config)),
-        "seed": subset_seed(config, index) if masks.seeds is None else int(masks.seeds[index]),
+        "seed": training_seed(config, masks, index),
     }
     if masks.units is not None:  # which points each bit decides (sources, selected sources)
         fingerprint["units"] = masks.units_digest()
