@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import make_workspace, run, write_params  # noqa: E402
 from record import add, recorded  # noqa: E402
 
-from ame.report.report import smallest_budget_reaching  # noqa: E402
+from ame.report.sections import smallest_budget_reaching  # noqa: E402
 
 
 def study(seed: int, root: Path, source_subsets: int | None) -> dict:

@@ -158,7 +158,7 @@ def control_variate(Y, Y_proxy, proxy_ame, subsets, p, design) -> np.ndarray:
     AMEs do not explain), c per query by least squares within p: the part of the deep model's
     noise the proxy shares is taken out, but c times the error of the proxy's AMEs enters the
     first-order signal, where no knockoff column carries it (the FDR guarantee is lost)."""
-    from ame.evaluation.validation import p_groups, predict
+    from ame.evaluation.lds import p_groups, predict
 
     residual, deviation = Y_proxy - predict(proxy_ame, subsets, p), Y.copy()
     groups, _ = p_groups(p, design)
@@ -192,8 +192,8 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
 
     torch.set_num_threads(1)
     from ame import scenarios
+    from ame.evaluation.lds import lds
     from ame.evaluation.metrics import selection_scores, topk_precision
-    from ame.evaluation.validation import lds
     from ame.pipeline import params, plan
 
     overlay = copy.deepcopy(LEVERS[lever])

@@ -50,3 +50,14 @@ def test_only_the_scenarios_compare_the_dataset_name_with_a_literal(name):
                     assert not (isinstance(leaf, ast.Constant) and leaf.value in SCENARIO_NAMES), (
                         f"{module_file(name).relative_to(SRC)}:{node.lineno}: {leaf.value!r}"
                     )
+
+
+MAX_LINES = 400
+
+
+@pytest.mark.parametrize("name", modules())
+def test_no_module_is_over_400_lines(name):
+    """A module that grows past this holds more than one idea: split it by idea (the report by
+    section, the validate step by check)."""
+    n = len(module_file(name).read_text().splitlines())
+    assert n <= MAX_LINES, f"{module_file(name).relative_to(SRC)}: {n} lines"

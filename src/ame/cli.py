@@ -135,7 +135,7 @@ def cmd_removal(args) -> None:
     from ame.artifacts import atomic_write_json
     from ame.data import Dataset
     from ame.estimation.results import Estimates
-    from ame.evaluation.validation import plan_removal
+    from ame.evaluation.removal import plan_removal
     from ame.pipeline.plan import experiment
 
     config = _config(args)
@@ -152,7 +152,8 @@ def cmd_removal(args) -> None:
 def cmd_validate(args) -> None:
     from ame.behaviour.gather import Behaviours
     from ame.estimation.results import Estimates, PrefixEstimates
-    from ame.evaluation.validation import load_plan, validate
+    from ame.evaluation.removal import load_plan
+    from ame.evaluation.validation import validate
     from ame.sampling import MaskSet
 
     validate(

@@ -8,15 +8,9 @@ import pytest
 from conftest import REPO
 
 from ame.estimation.results import Estimates, PrefixEstimates
+from ame.evaluation.lds import lds, lds_interval, predict
 from ame.evaluation.metrics import budget_curve
-from ame.evaluation.validation import (
-    lds,
-    lds_interval,
-    plan_removal,
-    predict,
-    removal_queries,
-    removal_table,
-)
+from ame.evaluation.removal import plan_removal, removal_queries, removal_table
 from ame.pipeline import params, provenance
 from ame.pipeline.plan import experiment
 from ame.sampling import STREAMS, Design, MaskSet, sample_subsets

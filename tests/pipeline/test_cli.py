@@ -123,6 +123,7 @@ def test_the_verbs_that_only_read_estimates_start_without_torch():
         "import ame.cli, ame.scenarios, ame.pipeline.plan, ame.pipeline.params\n"
         "import ame.behaviour.gather\n"
         "import ame.estimation.results, ame.evaluation.metrics, ame.evaluation.validation\n"
+        "import ame.evaluation.removal\n"
         "print(sorted(m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules))\n"
     )
     assert done.returncode == 0, done.stderr

@@ -16,7 +16,7 @@ from ame.estimation.results import Estimates
 from ame.estimation.semivalues import estimand_weights, exact_semivalue
 from ame.pipeline.params import load
 from ame.pipeline.provenance import run_key
-from ame.report.report import smallest_budget_reaching
+from ame.report.sections import smallest_budget_reaching
 from ame.sampling import Design, MaskSet
 from ame.sampling.hierarchy import restriction, selected_sources
 

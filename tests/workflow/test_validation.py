@@ -13,7 +13,7 @@ from ame.artifacts import load_npz
 from ame.behaviour.gather import Behaviours
 from ame.data.digits import digits_backdoor
 from ame.estimation.results import Estimates
-from ame.evaluation.validation import lds_interval
+from ame.evaluation.lds import lds_interval
 from ame.sampling import MaskSet
 
 VALIDATION = {  # enough submodels for the LASSO to find effects: an LDS to report

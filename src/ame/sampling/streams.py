@@ -10,7 +10,7 @@ import numpy as np
 
 #: Stream of each experiment's subsets. The knockoff masks are no stream: ``knockoff_rng`` derives
 #: them so that no stream can produce them (stream 1, theirs until then, stays unused).
-#: ``validation*``: the held-out subsets of each experiment (ame.evaluation.validation), never
+#: ``validation*``: the held-out subsets of each experiment (ame.evaluation.lds), never
 #: estimated from; ``removal``: the random points of the counterfactual removal arms.
 STREAMS = {
     "points": 0,
