@@ -4,8 +4,9 @@ must pass (the run plan and the scenario door were checked this way on the defau
     python benchmarks/same_results.py BEFORE/results AFTER/results
 
 Compares every array of ``masks.npz``, ``behaviours.npz`` and ``estimates.npz`` (exactly: same
-keys, shapes, dtypes and bytes, NaN equal to NaN) and every figure of ``metrics.json`` but the
-timings; prints one line per file and exits 1 on any difference. The results file records
+keys, shapes, dtypes and bytes, NaN equal to NaN), and of the validation and removal masks and
+behaviours, and every figure of ``metrics.json`` and ``validation.json`` but the timings; prints
+one line per file and exits 1 on any difference. The results file records
 each array's largest absolute difference.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +22,11 @@ import numpy as np
 from record import add, recorded
 
 ARRAYS = ("masks.npz", "behaviours.npz", "estimates.npz")
+#: the validate step's, where both runs validated
+VALIDATION_ARRAYS = tuple(
+    f"{kind}_{name}" for kind in ("validation", "removal") for name in ARRAYS[:2]
+)
+FIGURES = ("metrics.json", "validation.json")
 #: figures of metrics.json that measure the machine, not the result
 TIMINGS = ("seconds", "time")
 
@@ -42,8 +49,8 @@ def compare_arrays(before: Path, after: Path) -> dict[str, float | str]:
     return differences
 
 
-def compare_metrics(before: Path, after: Path) -> dict[str, str]:
-    """The figures of metrics.json that differ (timings aside), as ``before -> after``."""
+def compare_figures(before: Path, after: Path) -> dict[str, str]:
+    """The figures of a JSON summary that differ (timings aside), as ``before -> after``."""
     a, b = json.loads(before.read_text()), json.loads(after.read_text())
     return {
         key: f"{a.get(key)!r} -> {b.get(key)!r}"
@@ -57,8 +64,15 @@ def main() -> int:
     parser.add_argument("before", type=Path, help="results directory of the first run")
     parser.add_argument("after", type=Path, help="results directory of the second run")
     args = parser.parse_args()
+    for side in ("before", "after"):  # the commit each run was made at, when it was in a clone
+        done = subprocess.run(
+            ["git", "-C", str(getattr(args, side)), "rev-parse", "HEAD"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        add(f"{side}_commit", done.stdout.strip() or None)
     same = True
-    for name in ARRAYS:
+    validated = (args.before / "validation.json").exists()
+    for name in ARRAYS + (VALIDATION_ARRAYS if validated else ()):
         differences = compare_arrays(args.before / name, args.after / name)
         add(name, differences)
         changed = {k: v for k, v in differences.items() if v != 0.0}
@@ -67,10 +81,11 @@ def main() -> int:
             f"{name}: {len(differences)} arrays, "
             + (f"differ: {changed}" if changed else "identical")
         )
-    metrics = compare_metrics(args.before / "metrics.json", args.after / "metrics.json")
-    add("metrics.json", metrics)
-    same &= not metrics
-    print("metrics.json: " + (f"differ: {metrics}" if metrics else "same figures (timings aside)"))
+    for name in FIGURES[: 2 if validated else 1]:
+        figures = compare_figures(args.before / name, args.after / name)
+        add(name, figures)
+        same &= not figures
+        print(f"{name}: " + (f"differ: {figures}" if figures else "same figures (timings aside)"))
     add("same", same)
     return 0 if same else 1
 
