@@ -102,3 +102,18 @@ def test_an_overlay_is_validated_by_the_same_schema(tmp_path):
     (tmp_path / "lost.yaml").write_text("extends: nowhere.yaml\n")
     with pytest.raises(params.ParamsError, match="nowhere.yaml: params file not found"):
         params.load(tmp_path / "lost.yaml")
+
+
+def test_the_defaults_ship_with_the_package_and_are_the_repository_params():
+    """The repository's params.yaml is the package's defaults, written out with comments: a
+    default changed in one place only fails here."""
+    assert params.defaults() == yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_the_run_plan_needs_no_workflow_only_what_differs_from_the_defaults():
+    config = params.complete({"sampling": {"n_subsets": 300}, "training": {"subsets_per_job": 100}})
+    plan = experiment(config, "points", "main", 1437)
+    assert (plan.budget, plan.n_train) == (300, 300)
+    assert experiment(params.complete(), "points", "main", 1437).budget == 1000
+    with pytest.raises(params.ParamsError, match="unknown key sampling.n_subset;"):
+        params.complete({"sampling": {"n_subset": 300}})

@@ -1,7 +1,8 @@
 """The run configuration (``params.yaml``): loading, overlays and schema validation.
 
 One schema (``params.schema.yaml`` in this package, linked from ``workflow/schemas/``) serves the
-Snakemake workflow, the DVC stages and the command line alike. A study's params file may hold
+Snakemake workflow, the DVC stages, the command line and Python callers alike; it holds every
+key's default (:func:`defaults`, :func:`complete`). A study's params file may hold
 only what differs from a base: ``extends: ../../params.yaml`` names the base, and the study's
 sections are merged into it key by key before the whole is validated.
 """
@@ -34,6 +35,21 @@ def schema() -> dict:
     )
     loaded["properties"]["dataset"]["properties"]["name"]["enum"] = scenarios.names()
     return loaded
+
+
+def defaults() -> dict:
+    """The default of every key, shipped with the package (the schema's ``default``s; the
+    repository's ``params.yaml`` is this, with comments, and a test keeps the two equal)."""
+    return {
+        section: {key: spec["default"] for key, spec in body["properties"].items()}
+        for section, body in schema()["properties"].items()
+    }
+
+
+def complete(overrides: dict | None = None) -> dict:
+    """A validated configuration from only what differs from the defaults (``{section: {key:
+    value}}``), for use without a params file: a notebook, the run plan from Python."""
+    return validate(merge(defaults(), overrides or {}))
 
 
 def _describe(error: jsonschema.ValidationError) -> str:
