@@ -1,13 +1,14 @@
 """ame: Average Marginal Effects of training data, from randomized subset experiments.
 
-Public API: :func:`sample_subsets` (draw the subsets) and :class:`AMEEstimator` (estimate AMEs
-from masks, p and behaviours). The estimator is imported lazily: the workflow imports this
-package at start-up and should not pay for torch there.
+Public API: :class:`AMEExperiment` (a training function and a budget in, effects with intervals
+and their held-out validation out), and its parts: :func:`sample_subsets` (draw the subsets) and
+:class:`AMEEstimator` (estimate AMEs from masks, p and behaviours). Both classes are imported
+lazily: the workflow imports this package at start-up and should not pay for torch there.
 """
 
 from ame.sampling import Design, sample_subsets
 
-__all__ = ["AMEEstimator", "Design", "sample_subsets"]
+__all__ = ["AMEEstimator", "AMEExperiment", "Design", "sample_subsets"]
 
 
 def __getattr__(name):
@@ -15,4 +16,8 @@ def __getattr__(name):
         from ame.estimation import AMEEstimator
 
         return AMEEstimator
+    if name == "AMEExperiment":
+        from ame.experiment import AMEExperiment
+
+        return AMEExperiment
     raise AttributeError(f"module 'ame' has no attribute {name!r}")

@@ -206,3 +206,41 @@ def test_a_killed_plugin_run_resumes_without_retraining_finished_subsets(tmp_pat
         if int(Path(name).stem.split("_")[1]) // 10 in killed["finished"]:
             assert killed["state"][name] == state, f"{name}: retrained although finished"
     assert len(after) == 80
+
+
+def test_the_python_call_gives_the_workflows_subsets_and_estimates(done):
+    """The plug-in's ``train``, wrapped as a training function with the study's behaviour (raw
+    output 0 of each query, and their mean: ``aggregate``), called with the study's params: the
+    same masks as the workflow's (its whole budget: 40 subsets in whole jobs of 10) and the same
+    estimates, array for array. The workflow's submodel store keeps outputs as float32, so the
+    wrapper rounds them as the store does before reducing them."""
+    import importlib.util
+
+    import ame
+    from ame.estimation.results import Estimates
+    from ame.pipeline import params
+    from ame.sampling import MaskSet
+
+    config = params.load(done / "params.yaml")
+    spec = importlib.util.spec_from_file_location("plugin_under_test", done / "plugin.py")
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    options = config["dataset"]["options"]
+
+    def train_fn(indices, seed):
+        stored = plugin.train(indices, seed, "cpu", options).astype(np.float32)
+        outputs = stored[:, config["behaviour"]["output"]].astype(np.float64)
+        return np.append(outputs, outputs.mean())
+
+    s = config["sampling"]
+    call = ame.AMEExperiment(
+        s["n_subsets"], design=s["design"], random_state=s["seed"], params=config, progress=False
+    ).fit(train_fn, 60, query_names=["first", "second", "third", "mean"])
+    workflow = Estimates.load(done / "results/estimates.npz")
+    masks = MaskSet.load(done / "results/masks.npz")
+    np.testing.assert_array_equal(call.masks_.packed, masks.packed[: s["n_subsets"]])
+    np.testing.assert_array_equal(call.masks_.p, masks.p[: s["n_subsets"]])
+    np.testing.assert_array_equal(call.estimates_.ame, workflow.ame)
+    np.testing.assert_array_equal(call.estimates_.selected, workflow.selected)
+    for name, values in workflow.inference.items():
+        np.testing.assert_array_equal(call.estimates_.inference[name], values, err_msg=name)

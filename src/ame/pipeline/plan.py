@@ -116,6 +116,21 @@ class Experiment:
             name = f"{run_key}-{masks.units_digest()[:8]}"
         return f"{self.prefix}submodels/{name}"
 
+    def draw(self, config: dict, n_points: int, units=None, ids=None) -> MaskSet:
+        """Its ``n_train`` subsets of ``n_points`` points (over ``units`` when given: one column
+        per id), from its own stream: the first rows are the same whatever the budget."""
+        return MaskSet.draw(
+            n_points,
+            self.n_train,
+            design(config),
+            config["sampling"]["seed"],
+            budget=self.budget,
+            units=units,
+            ids=ids,
+            unit=self.unit,
+            stream=self.stream,
+        )
+
     def rng(self, config: dict, index: int) -> np.random.Generator:
         """The generator of its draw ``index`` (a subset; a removal arm's random points)."""
         return subset_rng(config["sampling"]["seed"], index, self.stream)
@@ -226,14 +241,4 @@ def draw_masks(config: dict, dataset, level: str, selection=None, kind: str = "m
             )
         units, ids = restriction(dataset.source, chosen)
     plan = experiment(config, level, kind, dataset.n_points if ids is None else len(ids))
-    return MaskSet.draw(
-        dataset.n_points,
-        plan.n_train,
-        design(config),
-        config["sampling"]["seed"],
-        budget=plan.budget,
-        units=units,
-        ids=ids,
-        unit=plan.unit,
-        stream=plan.stream,
-    )
+    return plan.draw(config, dataset.n_points, units, ids)

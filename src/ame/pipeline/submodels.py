@@ -106,9 +106,12 @@ class SubmodelStore:
             fingerprint=np.array(json.dumps(record, sort_keys=True)),
         )
 
-    def read(self, index: int, expected: dict, shape: tuple[int, ...]) -> tuple[np.ndarray, dict]:
+    def read(
+        self, index: int, expected: dict, shape: tuple[int, ...] | None
+    ) -> tuple[np.ndarray, dict]:
         """Outputs and record of subset ``index``, checked against the current run's fingerprint
-        ``expected`` and output ``shape``; the first disagreement raises, naming the subset."""
+        ``expected`` and output ``shape`` (None: any); the first disagreement raises, naming the
+        subset."""
         path = self.path(index)
         try:
             arrays = load_npz(path, required=("logits", "fingerprint"))
@@ -123,7 +126,7 @@ class SubmodelStore:
         problem = fingerprint_mismatch(recorded, expected)
         if problem:
             raise ArtifactError(f"subset {index} ({path}): fingerprint mismatch: {problem}")
-        if arrays["logits"].shape != tuple(shape):
+        if shape is not None and arrays["logits"].shape != tuple(shape):
             raise ArtifactError(
                 f"subset {index} ({path}): logits of shape {arrays['logits'].shape}, "
                 f"expected {tuple(shape)}"

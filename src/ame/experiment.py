@@ -1,0 +1,309 @@
+"""One call from Python: a training function and a budget in, effects with intervals out.
+
+:class:`AMEExperiment` runs the randomized experiment the workflow runs, without a workflow:
+it draws the subsets through the same run plan and streams (``ame.pipeline.plan``), calls the
+user's ``train_fn`` on each (in parallel with joblib, with a tqdm progress bar), fits the same
+estimator with the same settings (``params``: the package's defaults and what differs), and,
+with ``validation``, scores the effects on fresh held-out subsets (LDS, ``ame.evaluation.lds``).
+
+With ``cache_dir`` every finished evaluation is written at once, atomically, with its
+fingerprint (the submodel store of the workflow): an interrupted call resumes from what
+finished, and a larger budget reuses the smaller one's evaluations. A cache is bound to one
+function, design, seed and number of points (``experiment.json``); any other is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from pathlib import Path
+
+import numpy as np
+
+from ame.artifacts import atomic_write_json, load_json
+from ame.errors import UserError
+from ame.pipeline import params as ame_params
+from ame.pipeline.plan import experiment, training_seed
+from ame.pipeline.submodels import SubmodelStore
+from ame.sampling import MaskSet
+
+
+class TrainFunctionError(UserError):
+    """``train_fn`` raised, or returned something that is not one behaviour per query."""
+
+
+def function_identity(train_fn, function_id: str | None) -> str:
+    """How a cache knows the function: the name and version the caller gives, else a hash of
+    its source code (where Python can read it)."""
+    if function_id is not None:
+        return f"id:{function_id}"
+    try:
+        source = inspect.getsource(train_fn)
+    except (OSError, TypeError) as err:
+        raise UserError(
+            f"function_id: the source of train_fn cannot be read ({err}); name it, e.g. "
+            "function_id='my_model-v1', to use a cache"
+        ) from err
+    return "source:" + hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def _takes_seed(train_fn) -> bool:
+    """``train_fn(indices, seed)`` gets the run plan's training seed; ``train_fn(indices)`` not."""
+    try:
+        parameters = list(inspect.signature(train_fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
+def _call(train_fn, with_seed: bool, index: int, indices: np.ndarray, seed: int):
+    """One evaluation, in a worker: (index, behaviours or None, the error's text or None)."""
+    try:
+        value = train_fn(indices, seed) if with_seed else train_fn(indices)
+        return index, np.asarray(value, dtype=np.float64).reshape(-1), None
+    except Exception as err:  # the user's code: report it with the subset, keep the others
+        return index, None, f"{type(err).__name__}: {err}"
+
+
+class AMEExperiment:
+    """Average marginal effects of training points from a training function and a budget.
+
+    Parameters
+    ----------
+    budget : int
+        Number of subsets to train on (utility evaluations) for the estimate.
+    design : str
+        How each subset's inclusion probability p is drawn: ``grid`` (the paper's {0.2, 0.4, 0.6,
+        0.8}), ``fixed`` (p = 0.5: Banzhaf), ``uniform`` or ``shapley`` (Shapley-like), ``beta``
+        (``sampling`` settings of ``params``).
+    validation : int
+        Fresh held-out subsets on which to score the effects (LDS); 0: none.
+    n_jobs : int
+        Evaluations run at once (joblib; -1: one per core).
+    random_state : int
+        Seed of the subsets (``sampling.seed``); the training seeds follow ``training.seed``.
+    params : dict, optional
+        Settings that differ from the defaults, shaped like ``params.yaml`` (``estimation``:
+        the estimator; ``training``: ``seed`` and ``seed_policy``).
+    cache_dir : str or Path, optional
+        Where each finished evaluation is kept: a rerun resumes, a larger budget reuses.
+    function_id : str, optional
+        A name and version for ``train_fn`` (for the cache); default: a hash of its source.
+    progress : bool
+        Show a progress bar.
+
+    ``train_fn(indices)`` or ``train_fn(indices, seed)`` trains on the training points
+    ``indices`` (int64 array) and returns one behaviour per query (a number or a vector).
+    """
+
+    def __init__(
+        self,
+        budget: int,
+        *,
+        design: str = "grid",
+        validation: int = 0,
+        n_jobs: int = 1,
+        random_state: int = 0,
+        params: dict | None = None,
+        cache_dir: str | Path | None = None,
+        function_id: str | None = None,
+        progress: bool = True,
+    ):
+        self.budget = budget
+        self.design = design
+        self.validation = validation
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.params = params
+        self.cache_dir = cache_dir
+        self.function_id = function_id
+        self.progress = progress
+
+    def config(self) -> dict:
+        """The validated params of this call: defaults, ``params``, then the constructor's."""
+        own = {
+            "sampling": {
+                "n_subsets": self.budget,
+                "design": self.design,
+                "seed": self.random_state,
+            },
+            "training": {"subsets_per_job": 1},  # one evaluation is one job: no padding
+            "validation": {"enabled": self.validation > 0, "n_subsets": self.validation or None},
+        }
+        config = ame_params.complete(ame_params.merge(self.params or {}, own))
+        if config["hierarchy"]["enabled"]:
+            raise UserError(
+                "params: hierarchy.enabled needs the workflow (ame.scenarios); set it false"
+            )
+        return config
+
+    def fit(self, train_fn, n_points: int, query_names: list[str] | None = None) -> AMEExperiment:
+        """Evaluate ``train_fn`` on the subsets, estimate the effects, validate them."""
+        from ame.behaviour.gather import Behaviours
+        from ame.estimation.results import Estimates, estimator_from_params
+
+        if not callable(train_fn):
+            raise UserError(f"train_fn: expected a function, got {type(train_fn).__name__}")
+        if not isinstance(n_points, int | np.integer) or n_points < 2:
+            raise UserError(f"n_points: expected an integer >= 2, got {n_points!r}")
+        config = self.config()
+        identity = function_identity(train_fn, self.function_id) if self.cache_dir else None
+        main = experiment(config, "points", "main", n_points)
+        self.masks_ = main.draw(config, n_points)
+        Y = self._evaluate(train_fn, config, self.masks_, "main", identity)
+        self.n_queries_ = Y.shape[1]
+        names = list(query_names) if query_names is not None else [
+            f"query {q}" for q in range(self.n_queries_)
+        ]  # fmt: skip
+        if len(names) != self.n_queries_:
+            raise UserError(
+                f"query_names: {len(names)} names for {self.n_queries_} behaviours per subset"
+            )
+        subsets = np.arange(self.masks_.n_subsets)
+        behaviours = Behaviours(subsets, self.masks_.p, Y, names, [], list(range(len(names))))
+        estimator = estimator_from_params(config).fit(
+            self.masks_.masks, self.masks_.p, Y, design=self.masks_.design, subset_index=subsets
+        )
+        self.behaviours_ = behaviours
+        self.estimator_ = estimator
+        self.estimates_ = Estimates.from_estimator(estimator, config, behaviours, self.masks_)
+        self.ame_ = self.estimates_.ame
+        self.selected_ = self.estimates_.selected
+        self.lds_ = self.lds_mean_ = self.lds_interval_ = None
+        if self.validation:
+            self._validate(train_fn, config, n_points, identity)
+        return self
+
+    def top(self, n: int = 5):
+        """The ``n`` strongest effects of each query in ``estimation.direction``: the LASSO's
+        AME (which ranks), the debiased AME with its interval (``estimation.ci_level``), and
+        whether the selection at the FDR target kept the point (a DataFrame)."""
+        import pandas as pd
+
+        e = self.estimates_
+        direction = self.config()["estimation"]["direction"]
+        rows = []
+        for q, order in enumerate(e.ranking(direction)):
+            for c in order[:n]:
+                rows.append(
+                    {
+                        "query": e.names[q],
+                        "point": int(e.ids[c]),
+                        "ame": e.ame[q, c],
+                        "ame_debiased": e.inference["ame_debiased"][q, c],
+                        "ci_low": e.inference["ci_low"][q, c],
+                        "ci_high": e.inference["ci_high"][q, c],
+                        "selected": bool(e.selected[q, c]),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def _validate(self, train_fn, config: dict, n_points: int, identity) -> None:
+        from ame.evaluation.lds import lds, lds_interval, mean_over_queries
+
+        held_out = experiment(config, "points", "validation", n_points).draw(config, n_points)
+        Y = self._evaluate(train_fn, config, held_out, "validation", identity)
+        args = (self.ame_, held_out.masks, held_out.p, Y, held_out.design)
+        self.validation_masks_ = held_out
+        self.lds_, self.lds_notes_ = lds(*args)
+        self.lds_mean_ = mean_over_queries(self.lds_)
+        self.lds_interval_ = lds_interval(*args)
+
+    # -- evaluations ------------------------------------------------------------------------
+    def _evaluate(self, train_fn, config: dict, masks: MaskSet, kind: str, identity) -> np.ndarray:
+        """Behaviours (subsets x queries) of ``train_fn`` on every subset of ``masks``: from
+        the cache where they are there, else computed (in parallel) and written as they finish."""
+        from joblib import Parallel, delayed
+        from tqdm.auto import tqdm
+
+        store = self._store(kind, masks, identity)
+        seeds = [training_seed(config, masks, i) for i in range(masks.n_subsets)]
+        rows: dict[int, np.ndarray] = {}
+        if store is not None:
+            rows = self._cached(store, masks, seeds, identity)
+        todo = [i for i in range(masks.n_subsets) if i not in rows]
+        with_seed = _takes_seed(train_fn)
+        calls = (
+            delayed(_call)(train_fn, with_seed, i, np.flatnonzero(masks.point_mask(i)), seeds[i])
+            for i in todo
+        )
+        failed = []
+        results = Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(calls)
+        bar = tqdm(results, total=len(todo), desc=f"{kind} subsets", disable=not self.progress)
+        for index, value, error in bar:
+            if error is not None:
+                failed.append((index, error))
+                continue
+            rows[index] = self._checked(value, index, rows)
+            if store is not None:
+                self._write(store, masks, seeds, identity, index, rows[index])
+        if failed:
+            index, error = min(failed)
+            kept = "kept in cache_dir" if store is not None else "lost (set cache_dir to keep them)"
+            raise TrainFunctionError(
+                f"train_fn raised on subset {index} (seed {seeds[index]}): {error}; "
+                f"{len(failed)} subset(s) failed, the other {len(rows)} evaluations are {kept}"
+            )
+        return np.stack([rows[i] for i in range(masks.n_subsets)])
+
+    def _checked(self, value: np.ndarray, index: int, rows: dict) -> np.ndarray:
+        """One behaviour per query, finite, as many as the other subsets gave."""
+        if not np.isfinite(value).all():
+            raise TrainFunctionError(f"train_fn returned a non-finite behaviour for subset {index}")
+        expected = next(iter(rows.values())).shape if rows else None
+        if value.size == 0 or (expected is not None and value.shape != expected):
+            raise TrainFunctionError(
+                f"train_fn returned {value.size} behaviours for subset {index}; "
+                + (f"the others returned {expected[0]}" if expected else "expected at least one")
+            )
+        return value
+
+    # -- the cache ------------------------------------------------------------------------------
+    def _store(self, kind: str, masks: MaskSet, identity) -> SubmodelStore | None:
+        """The cache's store of ``kind``, after checking the cache belongs to this call."""
+        if self.cache_dir is None:
+            return None
+        root = Path(self.cache_dir)
+        manifest = root / "experiment.json"
+        # what the cache is bound to: an evaluation made under other values is another's
+        bound = {
+            "function": identity,
+            "n_points": int(masks.n_points),
+            "design": masks.design.to_dict(),
+            "seed": int(masks.seed),
+        }
+        if manifest.exists():
+            recorded = load_json(manifest)
+            for key in bound:
+                if recorded.get(key) != bound[key]:
+                    raise UserError(
+                        f"cache_dir {root}: made for another {key} ({recorded.get(key)!r}, this "
+                        f"call: {bound[key]!r}); use another cache_dir or remove it"
+                    )
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(manifest, bound)
+        return SubmodelStore(root / kind)
+
+    def _fingerprint(self, masks: MaskSet, seeds: list[int], identity, index: int) -> dict:
+        return {
+            "subset": int(index),
+            "mask_sha256": hashlib.sha256(masks.packed[index].tobytes()).hexdigest(),
+            "p": float(masks.p[index]),
+            "seed": int(seeds[index]),
+            "function": identity,
+        }
+
+    def _cached(self, store: SubmodelStore, masks: MaskSet, seeds, identity) -> dict:
+        rows = {}
+        for index in range(masks.n_subsets):
+            if not store.path(index).exists():
+                continue
+            expected = self._fingerprint(masks, seeds, identity, index)
+            shape = next(iter(rows.values())).shape if rows else None  # as the first one's
+            rows[index] = store.read(index, expected, shape)[0]
+        return rows
+
+    def _write(self, store: SubmodelStore, masks, seeds, identity, index: int, value) -> None:
+        store.write(index, value, self._fingerprint(masks, seeds, identity, index))
