@@ -117,3 +117,11 @@ def test_the_run_plan_needs_no_workflow_only_what_differs_from_the_defaults():
     assert experiment(params.complete(), "points", "main", 1437).budget == 1000
     with pytest.raises(params.ParamsError, match="unknown key sampling.n_subset;"):
         params.complete({"sampling": {"n_subset": 300}})
+
+
+def test_every_key_of_the_schema_has_a_default_and_a_description():
+    """A new key cannot land undocumented: the parameter reference is read from the schema."""
+    for section, body in params.schema()["properties"].items():
+        for key, spec in body["properties"].items():
+            assert "default" in spec, f"{section}.{key}: no default"
+            assert spec.get("description", "").strip(), f"{section}.{key}: no description"
