@@ -147,7 +147,7 @@ class AMEExperiment:
             raise UserError(f"train_fn: expected a function, got {type(train_fn).__name__}")
         if not isinstance(n_points, int | np.integer) or n_points < 2:
             raise UserError(f"n_points: expected an integer >= 2, got {n_points!r}")
-        config = self.config()
+        self.config_ = config = self.config()
         identity = function_identity(train_fn, self.function_id) if self.cache_dir else None
         main = experiment(config, "points", "main", n_points)
         self.masks_ = main.draw(config, n_points)
@@ -182,7 +182,7 @@ class AMEExperiment:
         import pandas as pd
 
         e = self.estimates_
-        direction = self.config()["estimation"]["direction"]
+        direction = self.config_["estimation"]["direction"]
         rows = []
         for q, order in enumerate(e.ranking(direction)):
             for c in order[:n]:
