@@ -289,7 +289,7 @@ class AMEExperiment:
     def _fingerprint(self, masks: MaskSet, seeds: list[int], identity, index: int) -> dict:
         return {
             "subset": int(index),
-            "mask_sha256": hashlib.sha256(masks.packed[index].tobytes()).hexdigest(),
+            "mask_sha256": masks.row_digest(index),
             "p": float(masks.p[index]),
             "seed": int(seeds[index]),
             "function": identity,

@@ -62,7 +62,7 @@ def submodel_fingerprint(config: dict, dataset_fp: str, masks: MaskSet, index: i
     fingerprint = {
         "subset": int(index),
         "dataset": dataset_fp,
-        "mask_sha256": hashlib.sha256(masks.packed[index].tobytes()).hexdigest(),
+        "mask_sha256": masks.row_digest(index),
         "n_points": masks.n_points,
         "p": float(masks.p[index]),
         "settings": digest(submodel_settings(config)),

@@ -159,6 +159,10 @@ class MaskSet:
             return None
         return hashlib.sha256(self.units.astype(np.int64).tobytes()).hexdigest()
 
+    def row_digest(self, index: int) -> str:
+        """Hash of subset ``index``'s bits: what its submodel's fingerprint records."""
+        return hashlib.sha256(self.packed[index].tobytes()).hexdigest()
+
     def rows_digest(self) -> str:
         """Hash of every row's bits and training seed: names the store of an artifact whose
         rows follow other results (the removal arms), so new rows mean new submodels."""
