@@ -1,14 +1,16 @@
 # Two entry points: `make demo` runs the default study end to end, `make test` runs the whole
 # suite (what CI runs); `make check` is the contributors' fast tier (lint, unit tests, one tiny
-# workflow run: under 3 minutes);
+# workflow run: under 3 minutes); `make docs` builds the documentation site (site/), every
+# warning an error;
 # `make hierarchical` runs the source-level study in studies/hierarchical, `make deep` the
 # deep-submodel study in studies/deep.
 # Both build the pinned virtual environment first (.venv, torch 2.13.0 CPU build).
 VENV := .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint clean
+.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint docs clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,21 +42,25 @@ example-torch: setup
 	@cat examples/torch_backdoor/results/metrics.json
 
 lint: setup
-	ruff check src tests benchmarks
-	ruff format --check src tests benchmarks
+	ruff check src tests benchmarks docs
+	ruff format --check src tests benchmarks docs
 	snakemake --lint
 	for study in studies/hierarchical studies/deep examples/sklearn_mislabel examples/torch_backdoor; do \
 		(cd $$study && snakemake -s ../../Snakefile --lint) || exit 1; \
 	done
 
+# a broken link, a renamed function or a missing results file fails the build
+docs: setup
+	mkdocs build --strict --quiet
+
 # the markers are registered in pyproject.toml; `smoke` is the one tiny end-to-end run
-check: lint
+check: lint docs
 	pytest -m "smoke or not (slow or slurm or statistical)"
 
 # two workers, one test file each at a time (a file's module fixtures are built once); the
 # session's committed tiny study is built once for both (tests/conftest.py)
-test: lint
+test: lint docs
 	pytest -n 2 --dist loadfile
 
 clean:
-	rm -rf results data/prepared logs .snakemake studies/*/results studies/*/data/prepared studies/*/logs studies/*/.snakemake examples/*/results examples/*/data examples/*/logs examples/*/.snakemake
+	rm -rf site results data/prepared logs .snakemake studies/*/results studies/*/data/prepared studies/*/logs studies/*/.snakemake examples/*/results examples/*/data examples/*/logs examples/*/.snakemake

@@ -279,6 +279,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    with recorded(__file__, measures=("src/ame/training", "src/ame/data/cifar10.py")):
         code = main()
     sys.exit(code)

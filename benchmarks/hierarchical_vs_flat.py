@@ -79,5 +79,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    with recorded(
+        __file__,
+        measures=("src/ame", "workflow", "Snakefile", "params.yaml", "studies/hierarchical"),
+    ):
         main()

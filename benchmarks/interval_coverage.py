@@ -82,5 +82,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    with recorded(__file__, measures=("src/ame/estimation", "src/ame/sampling")):
         main()

@@ -75,5 +75,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    with recorded(__file__, measures=("src/ame", "workflow", "Snakefile", "params.yaml")):
         main()

@@ -67,5 +67,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    with recorded(
+        __file__, measures=("src/ame", "workflow", "Snakefile", "params.yaml", "examples")
+    ):
         main()

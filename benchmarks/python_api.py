@@ -270,6 +270,16 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    # what the call runs: the run plan, the estimator, the held-out LDS, the game's data
+    measured = (
+        "src/ame/experiment.py",
+        "src/ame/estimation",
+        "src/ame/sampling",
+        "src/ame/pipeline",
+        "src/ame/evaluation/lds.py",
+        "src/ame/data/digits.py",
+        "src/ame/artifacts.py",
+    )
+    with recorded(__file__, measures=measured):
         main()
     sys.exit(0)

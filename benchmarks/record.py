@@ -6,16 +6,25 @@ tree had uncommitted changes, the machine (CPU model, cores, memory, GPU), the l
 and the command. A figure quoted in the docs names its file, so it can be audited and rerun.
 
     if __name__ == "__main__":
-        with recorded(__file__):
+        with recorded(__file__, measures=("src/ame/estimation",)):
             main()
 
 A run that raises writes nothing: a results file is always a finished run.
+
+Two rules keep a quoted figure honest (``docs/macros.py`` renders figures from these files,
+``tests/test_docs.py`` applies the rules):
+
+- *Stale*: the file records the SHA-256 of the code it measured (``code``: the script itself and
+  every file under the repository paths of ``measures``, the whole package by default). When any
+  of them differs now, or is gone, the figures are older than the code: rerun the benchmark.
+- *As written*: ``digest`` is the SHA-256 of the rest of the record; a hand-edited file fails it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -103,11 +112,69 @@ class _Tee(io.TextIOBase):
             stream.flush()
 
 
+#: File kinds a benchmark's code is made of (a folder in ``measures`` stands for these inside it).
+CODE_SUFFIXES = (".py", ".smk", ".yaml", ".yml", ".json")
+
+
+def code_digests(paths) -> dict[str, str]:
+    """SHA-256 of each code file under ``paths`` (repository-relative files or folders)."""
+    found = {}
+    for name in paths:
+        path = ROOT / name
+        files = [path] if path.is_file() else sorted(path.rglob("*"))
+        for file in files:
+            if file.is_file() and (
+                file == path or file.suffix in CODE_SUFFIXES or file.name == "Snakefile"
+            ):
+                if "__pycache__" not in file.parts:
+                    found[file.relative_to(ROOT).as_posix()] = hashlib.sha256(
+                        file.read_bytes()
+                    ).hexdigest()
+    return found
+
+
+def seal(record: dict) -> str:
+    """The digest of a record without its own ``digest`` field."""
+    rest = {key: value for key, value in record.items() if key != "digest"}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def problems(record: dict) -> list[str]:
+    """Why a results file's figures may not be quoted now (empty when they may)."""
+    if "measures" not in record or "digest" not in record:
+        return ["written before results files recorded their code: rerun the benchmark"]
+    if record["digest"] != seal(record):
+        return ["edited after the benchmark wrote it (its digest does not match)"]
+    now = code_digests(record["measures"])
+    gone = [
+        f"{name} is gone since the run: rerun the benchmark"
+        for name in record["code"]
+        if name not in now
+    ]
+    new = [
+        f"{name} is new since the run: rerun the benchmark"
+        for name in now
+        if name not in record["code"]
+    ]
+    return (
+        gone
+        + new
+        + [
+            f"{name} changed since the run: rerun the benchmark"
+            for name, digest in record["code"].items()
+            if now.get(name) != digest
+        ]
+    )
+
+
 @contextlib.contextmanager
-def recorded(script: str):
-    """Run the block with its standard output copied; when it finishes, write the results file."""
+def recorded(script: str, measures: tuple[str, ...] = ("src/ame",)):
+    """Run the block with its standard output copied; when it finishes, write the results file
+    with the digests of the script and of the code under ``measures`` (repository paths)."""
     global _rows
     started = datetime.datetime.now(datetime.UTC)
+    measured = [Path(script).resolve().relative_to(ROOT).as_posix(), *measures]
+    code = code_digests(measured)  # before the run: the code it ran, whatever changes meanwhile
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     printed = io.StringIO()
     _rows = {}
@@ -126,7 +193,11 @@ def recorded(script: str):
         "wall_seconds": round((finished - started).total_seconds(), 1),
         "results": rows,
         "printed": printed.getvalue(),
+        "measures": measured,
+        "code": code,
     }
+    record = json.loads(json.dumps(record, default=str))  # the form the file will hold
+    record["digest"] = seal(record)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
     tmp.replace(path)

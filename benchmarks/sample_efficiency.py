@@ -332,5 +332,5 @@ MODEL_LEVERS = {
 }
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    with recorded(__file__, measures=("src/ame", "workflow", "Snakefile", "params.yaml")):
         main()

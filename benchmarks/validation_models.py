@@ -1,11 +1,12 @@
 """Evidence without ground truth, per model: held-out LDS and counterfactual removal.
 
-Runs the default study (params.yaml as shipped) in a scratch copy of the workflow once per
-training model and prints, per model, the held-out LDS (mean over queries and its 95 % interval),
+Runs the default study (params.yaml as shipped; with ``--study DIR``, the overlay of that study's
+``params.yaml``, e.g. ``studies/deep``) in a scratch copy of the workflow once per training model
+and prints, per model, the held-out LDS (mean over queries and its 95 % interval),
 its value at the smallest budget prefix, the removal effects of the aggregate query, the
 ground-truth precision and recall beside them, and the wall time of the whole run.
 
-    python benchmarks/validation_models.py [--models linear mlp]
+    python benchmarks/validation_models.py [--models linear mlp] [--study studies/deep]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -25,8 +27,9 @@ from conftest import make_workspace, run, write_params  # noqa: E402
 from record import add, recorded  # noqa: E402
 
 
-def study(model: str, root: Path) -> dict:
+def study(model: str, root: Path, overlay: dict) -> dict:
     ws = make_workspace(root / model, tiny=False)
+    write_params(ws, overlay)
     write_params(ws, {"training": {"model": model}})
     started = time.perf_counter()
     run(["snakemake", "--cores", "2"], ws)
@@ -47,19 +50,33 @@ def study(model: str, root: Path) -> dict:
         "precision": m["precision"],
         "recall": m["recall"],
         "wall_s": round(wall),
+        "metrics": m,
+        "validation": v,
+        "lds_curve": curve.to_dict("records"),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["linear", "mlp"])
+    parser.add_argument("--study", type=Path, help="a study directory whose overlay to apply")
     args = parser.parse_args()
+    overlay = {}
+    if args.study is not None:
+        overlay = yaml.safe_load((ROOT / args.study / "params.yaml").read_text())
+        overlay.pop("extends", None)
+    add("study", str(args.study or "."))
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [study(model, Path(tmp)) for model in args.models]
+        rows = [study(model, Path(tmp), overlay) for model in args.models]
     add("rows", rows)
-    print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f"))
+    table = [
+        {key: value for key, value in row.items() if not isinstance(value, dict | list)}
+        for row in rows
+    ]
+    print(pd.DataFrame(table).to_markdown(index=False, floatfmt=".3f"))
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    measures = ("src/ame", "workflow", "Snakefile", "params.yaml", "studies/deep/params.yaml")
+    with recorded(__file__, measures=measures):
         main()

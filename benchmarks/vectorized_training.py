@@ -150,6 +150,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    with recorded(__file__):
+    with recorded(__file__, measures=("src/ame/training",)):
         code = main()
     sys.exit(code)

@@ -1,6 +1,6 @@
 """Mislabel detection with scikit-learn, no torch: which training labels hurt a classifier?
 
-The plug-in contract of `ame` (README, "Your own model and data"): `describe(options)` says what
+The plug-in contract of `ame` (docs/tutorials/plugin.md): `describe(options)` says what
 the experiment is, `train(indices, seed, device, options)` trains on a subset and returns the
 outputs on every query. Here: scikit-learn's bundled breast-cancer data, a stratified 70/30
 split, 10 % of the training labels flipped (the ground truth, used only to evaluate), a logistic

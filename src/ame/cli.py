@@ -219,8 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument(
         "--validation",
         action="store_true",
-        help="the experiment's held-out validation subsets (README, 'Can I trust these "
-        "attributions?')",
+        help="the experiment's held-out validation subsets (docs/how-to/validation.md)",
     )
     train = verb(
         "train", cmd_train, "train submodels first..first+count-1", "dataset", "masks", "out-dir"
@@ -275,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--level",
             choices=LEVELS,
             default="points",
-            help="level of the study (README, 'Sources and hierarchical studies')",
+            help="level of the study (docs/how-to/hierarchies.md)",
         )
     verb(
         "validate",

@@ -69,6 +69,9 @@ def _call(train_fn, with_seed: bool, index: int, indices: np.ndarray, seed: int)
 class AMEExperiment:
     """Average marginal effects of training points from a training function and a budget.
 
+    ``train_fn(indices)`` or ``train_fn(indices, seed)`` trains on the training points
+    ``indices`` (int64 array) and returns one behaviour per query (a number or a vector).
+
     Parameters
     ----------
     budget : int
@@ -92,9 +95,6 @@ class AMEExperiment:
         A name and version for ``train_fn`` (for the cache); default: a hash of its source.
     progress : bool
         Show a progress bar.
-
-    ``train_fn(indices)`` or ``train_fn(indices, seed)`` trains on the training points
-    ``indices`` (int64 array) and returns one behaviour per query (a number or a vector).
     """
 
     def __init__(

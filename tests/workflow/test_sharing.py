@@ -1,6 +1,6 @@
 """Sharing results through a DVC remote: push, clone, pull, and trust what was pulled.
 
-The collaborator path (README, "Reproducibility and sharing"):
+The collaborator path (docs/tutorials/sharing.md):
 
     git clone <repo> && cd <repo> && dvc pull && dvc repro
 

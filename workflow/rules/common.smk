@@ -55,7 +55,7 @@ STORE = SubmodelStore(
 )
 # In a hierarchy one set of rules serves every level through the {level} wildcard.
 LEVEL = "{level}" if HIERARCHICAL else "points"
-# A training job asks for a GPU unless the params say CPU (README, "Running on SLURM").
+# A training job asks for a GPU unless the params say CPU (docs/tutorials/slurm.md).
 TRAIN_GPUS = 0 if config["training"]["device"] == "cpu" else 1
 
 

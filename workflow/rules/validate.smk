@@ -1,4 +1,4 @@
-# Evidence without ground truth (README, "Can I trust these attributions?"): held-out validation
+# Evidence without ground truth (docs/how-to/validation.md): held-out validation
 # submodels scored against the estimated effects (LDS), and counterfactual retraining without
 # each query's selection. Both kinds of submodels are trained by the train rule into their own
 # store ({experiment}); the estimate never reads them.

@@ -1,6 +1,6 @@
-"""The bundled default scenario: a backdoor planted in scikit-learn's digits (README, "The default
-study"). Poisoned training images carry a bottom-right trigger and the target label; the queries
-are the triggered test images of the other classes.
+"""The bundled default scenario: a backdoor planted in scikit-learn's digits
+(docs/tutorials/default-study.md). Poisoned training images carry a bottom-right trigger and the
+target label; the queries are the triggered test images of the other classes.
 """
 
 from __future__ import annotations

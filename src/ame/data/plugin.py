@@ -2,7 +2,7 @@
 
 A plug-in is a Python module named by ``dataset.plugin``: a file (``path/to/file.py``, relative
 to the study directory, where Snakemake and DVC run) or an importable module (``pkg.module``). It
-provides two functions, NumPy in and out (README, "Your own model and data"):
+provides two functions, NumPy in and out (docs/tutorials/plugin.md):
 
 ``describe(options) -> dict``
     ``n_points`` (int), ``queries`` (one name per query point), ``n_outputs`` (numbers per query

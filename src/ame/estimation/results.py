@@ -62,7 +62,7 @@ def selection(estimator: AMEEstimator, config: dict) -> np.ndarray:
 
 
 #: Per-query diagnostics of the fit, carried into the estimates, metrics and report: a flagged
-#: query's estimate is not to be trusted as it stands (README, "When an estimate is flagged").
+#: query's estimate is not to be trusted as it stands (docs/explanation/trust.md).
 QUERY_FLAGS = ("degenerate", "path_truncated", "lambda_at_path_end", "n_outliers", "n_steps")
 #: Per-point inference of the debiased estimate (intervals at ``estimation.ci_level``).
 INFERENCE = ("ame_debiased", "ame_se", "ci_low", "ci_high", "pvalues")

@@ -9,7 +9,7 @@ else pads a budget, names a store or picks a seed. It needs a validated params d
 workflow.
 
 A study runs one experiment (``points``) or, with ``hierarchy.enabled``, up to three on the same
-dataset (README, "Sources and hierarchical studies"):
+dataset (docs/how-to/hierarchies.md):
 
 - ``sources``: each source (contributor) enters a subset whole, with probability p: one column per
   source, so sparsity is counted in sources and m = O(k_sources log S) submodels suffice.

@@ -18,8 +18,8 @@ from ame.sampling import MaskSet
 
 SUBMODEL_SECTIONS = ("dataset", "sampling", "training")
 #: Settings that never change what a submodel is: the budget, how subsets are packed into jobs,
-#: and where and how fast it trains (README, "Determinism": GPU reruns may differ in the last
-#: bits whatever these say; vectorized training gives the same models up to rounding).
+#: and where and how fast it trains (docs/explanation/reproducibility.md: GPU reruns may differ
+#: in the last bits whatever these say; vectorized training gives the same models up to rounding).
 NOT_SUBMODEL = {
     "sampling": ("n_subsets", "c", "k"),
     "training": ("device", "deterministic", "vectorize", "subsets_per_job"),

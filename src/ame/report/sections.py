@@ -171,7 +171,7 @@ def flags_section(metrics: dict, per_query: pd.DataFrame) -> list[str]:
     """The estimator's warnings, where the reader sees the numbers they qualify."""
     raised = [(k, metrics[k]) for k in FLAG_TEXT if metrics.get(k)]
     if not raised:
-        return ['No estimate was flagged (README, "When an estimate is flagged").', ""]
+        return ["No estimate was flagged (docs/explanation/trust.md).", ""]
     lines = ["## Flagged estimates", ""]
     lines += [f"- **{count}** {FLAG_TEXT[key]}" for key, count in raised]
     return lines + ["", "Per query: `metrics_per_query.csv` (columns `degenerate`, ...).", ""]
