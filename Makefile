@@ -10,7 +10,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint docs clean
+.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint docs browser screenshots clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,13 +53,24 @@ lint: setup
 docs: setup
 	mkdocs build --strict --quiet
 
+# Debian's Chromium, for the test that renders the built site (tests/test_docs_site.py);
+# installed when missing and this is root with apt, else that test skips (it fails in CI)
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "make browser: Chromium not installed; tests/test_docs_site.py will skip"
+
+# the front page and a tutorial as headless Chromium renders them, kept in site/screenshots/
+screenshots: docs browser
+	AME_SCREENSHOTS=$(CURDIR)/site/screenshots pytest -q tests/test_docs_site.py
+
 # the markers are registered in pyproject.toml; `smoke` is the one tiny end-to-end run
 check: lint docs
 	pytest -m "smoke or not (slow or slurm or statistical)"
 
 # two workers, one test file each at a time (a file's module fixtures are built once); the
 # session's committed tiny study is built once for both (tests/conftest.py)
-test: lint docs
+test: lint docs browser
 	pytest -n 2 --dist loadfile
 
 clean:

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 import torch
-from record import recorded
+from record import add, recorded
 
 from ame.estimation.estimator import AMEEstimator
 from ame.sampling import pack_masks, sample_subsets
@@ -90,6 +90,27 @@ def main() -> None:
     print(
         f"knockoff+ q=0.1: precision {precision.mean():.3f}  recall {(hits / k).mean():.3f}  "
         f"selected per query {n_sel.mean():.1f} (queries selecting nothing: {(n_sel == 0).sum()})"
+    )
+    add(
+        "fit",
+        {
+            "m": m,
+            "n_points": N,
+            "n_queries": Q,
+            "columns": 2 * N,
+            "planted": k,
+            "noise": args.noise,
+            "device": args.device,
+            "threads": torch.get_num_threads(),
+            "wall_s": round(wall, 1),
+            "peak_rss_gb": round(peak_gb, 2),
+            "lambda_steps": int(est.lambdas_.shape[1]),
+            "topk_precision": float(top_precision),
+            "precision": float(precision.mean()),
+            "recall": float((hits / k).mean()),
+            "corr_all": float(corr_all),
+            "corr_planted": float(corr_planted),
+        },
     )
     print(
         f"correlation estimated vs planted AME: all points {corr_all:.3f}, planted points "

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 import torch
-from record import recorded
+from record import add, recorded
 from sklearn.linear_model import LassoCV
 
 from ame.estimation.cv import kfold_weights, sparse_to_dense
@@ -117,6 +117,21 @@ def main() -> None:
     print(f"chosen λ_min index difference per compared query: {index_diff} (max {max(index_diff)})")
     print(f"max |coef difference| / max |coef| at scikit-learn's λ: {max(coef_err):.2e}")
     print(f"max relative difference of the CV error curves: {max(cv_err):.2e}")
+    add(
+        "comparison",
+        {
+            "m": m,
+            "columns": int(X.shape[1]),
+            "n_queries": Q,
+            "folds": K,
+            "ours_s": round(ours, 1),
+            "sklearn_s": round(sk_total, 1),
+            "speed_ratio": float(sk_total / ours),
+            "max_index_difference": int(max(index_diff)),
+            "coef_error": float(max(coef_err)),
+            "cv_error": float(max(cv_err)),
+        },
+    )
 
 
 if __name__ == "__main__":

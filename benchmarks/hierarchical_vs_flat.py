@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -32,7 +32,9 @@ from ame.report.sections import smallest_budget_reaching  # noqa: E402
 
 def study(seed: int, root: Path, source_subsets: int | None) -> dict:
     ws = make_workspace(root / f"seed{seed}", tiny=False)
-    shutil.copy2(ROOT / "studies/hierarchical/params.yaml", ws / "params.yaml")
+    overlay = yaml.safe_load((ROOT / "studies/hierarchical/params.yaml").read_text())
+    overlay.pop("extends")  # the study's overlay on the workspace's copy of the base params
+    write_params(ws, overlay)
     write_params(ws, {"dataset": {"seed": seed}})
     if source_subsets is not None:
         write_params(ws, {"hierarchy": {"source_subsets": source_subsets}})
@@ -62,6 +64,13 @@ def study(seed: int, root: Path, source_subsets: int | None) -> dict:
         "flat_R_full": m["flat"]["recall"],
         "flat_over_hier": round(needed / total, 2) if needed is not None else None,
         "wall_s": round(wall),
+        "metrics": m,
+        "validation": {
+            level: json.loads((ws / f"results/{level}/validation.json").read_text())
+            for level in ("sources", "points")
+            if (ws / f"results/{level}/validation.json").is_file()
+        },
+        "flat_curve": curve.to_dict("records"),
     }
 
 
@@ -75,7 +84,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [study(seed, Path(tmp), args.source_subsets) for seed in args.seeds]
     add("rows", rows)
-    print(pd.DataFrame(rows).to_markdown(index=False))
+    table = [{k: v for k, v in row.items() if not isinstance(v, dict | list)} for row in rows]
+    print(pd.DataFrame(table).to_markdown(index=False))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 import torch
-from record import recorded
+from record import add, recorded
 
 from ame.estimation import AMEEstimator
 from ame.sampling import sample_subsets
@@ -71,13 +71,27 @@ def main() -> None:
         f"game={args.game} N={n_points} m={n_subsets} sigma={args.sigma} rule={args.lambda_rule} "
         f"datasets={args.datasets} queries={args.queries} ({time.perf_counter() - start:.0f} s)"
     )
+    add(
+        "game",
+        {
+            "game": args.game,
+            "n_points": n_points,
+            "m": n_subsets,
+            "sigma": args.sigma,
+            "lambda_rule": args.lambda_rule,
+            "datasets": args.datasets,
+            "queries": args.queries,
+        },
+    )
     for kind in ("nonzero", "zero"):
         covered = np.concatenate(hits[kind])
         se = np.sqrt(covered.mean() * (1 - covered.mean()) / covered.size)
+        add(kind, {"coverage": float(covered.mean()), "se": float(se), "n": int(covered.size)})
         line = f"  {kind:8s} effects: coverage {covered.mean():.3f} ± {se:.3f} (n={covered.size})"
         if args.bootstrap:
             line += f"; ame_ ± 1.96 stderr_: {np.concatenate(boot[kind]).mean():.3f}"
         print(line)
+    add("median_width", float(np.median(widths)))
     print(f"  median interval width {np.median(widths):.3f}")
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import make_workspace, run  # noqa: E402
-from record import recorded
+from record import add, recorded
 
 N_SUBSETS = 100
 
@@ -62,6 +62,7 @@ def main() -> None:
         table = pd.DataFrame(rows)
         base = table.loc[table.subsets_per_job == 1, "wall_s"].iloc[0]
         table["speedup_vs_1_per_job"] = (base / table["wall_s"]).round(1)
+        add("packing", table.to_dict("records"))
         print(f"Training {N_SUBSETS} digits submodels through Snakemake (--cores 2):")
         print(table.to_markdown(index=False))
         if not args.skip_default:
@@ -70,6 +71,7 @@ def main() -> None:
             run(["snakemake", "--cores", "2"], ws)
             wall = time.perf_counter() - started
             metrics = (ws / "results/metrics.json").read_text()
+            add("default_study_wall_s", round(wall))
             print(f"\nDefault study (params.yaml as shipped): {wall:.0f} s wall in total")
             print(metrics)
 

@@ -43,7 +43,8 @@ def run_example(example: str, seed: int, workdir: Path) -> dict:
     started = time.perf_counter()
     subprocess.run(["dvc", "repro"], cwd=study, check=True, capture_output=True)
     metrics = json.loads((study / "results/metrics.json").read_text())
-    return {**{k: metrics[k] for k in COLUMNS}, "wall_s": time.perf_counter() - started}
+    wall = time.perf_counter() - started
+    return {"seed": seed, **{k: metrics[k] for k in COLUMNS}, "wall_s": wall}
 
 
 def main() -> None:

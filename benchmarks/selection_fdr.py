@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 import torch
-from record import recorded
+from record import add, recorded
 
 from ame.estimation import AMEEstimator
 from ame.estimation.knockoffs import KnockoffPowerWarning
@@ -56,6 +56,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", KnockoffPowerWarning)
     print("case          rule      q    replicates  FDR (± se)       power   Knockoff+ could")
+    rows = []
     for name in args.cases:
         k, scale, rule, fdr, knockoffs = CASES[name]
         designs = args.designs * (2 if not knockoffs else 1)
@@ -80,6 +81,19 @@ def main() -> None:
                 f"{name:13s} {r:8s} {fdr:4.2f} {fdp.size:11d}  {fdp.mean():.3f} ± {se:.3f}   "
                 f"{power:5.2f}   {can}"
             )
+            rows.append(
+                {
+                    "case": name,
+                    "rule": r,
+                    "q": fdr,
+                    "replicates": int(fdp.size),
+                    "fdr": float(fdp.mean()),
+                    "se": float(se),
+                    "power": None if not k else float(power),
+                    "knockoff_can_select": float(np.mean(could)) if knockoffs else None,
+                }
+            )
+    add("rows", rows)
 
 
 if __name__ == "__main__":

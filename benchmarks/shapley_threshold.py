@@ -16,7 +16,7 @@ import argparse
 import time
 
 import numpy as np
-from record import recorded
+from record import add, recorded
 
 from ame.estimation.estimator import AMEEstimator
 from ame.sampling import Design, sample_subsets
@@ -110,6 +110,18 @@ def main() -> None:
         f"(ratio {b_perm / b_ame:.1f}x)"
     )
     print(f"wall time: AME fits {t_ame:.1f} s, permutation MC {t_perm:.1f} s")
+    add(
+        "target",
+        {
+            "n_players": N_PLAYERS,
+            "seeds": args.seeds,
+            "eps": eps,
+            "l2_error": args.target,
+            "ame_evaluations": b_ame,
+            "permutation_evaluations": b_perm,
+            "ratio": b_perm / b_ame,
+        },
+    )
 
 
 if __name__ == "__main__":

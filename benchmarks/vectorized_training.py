@@ -31,7 +31,7 @@ try:
 except ImportError:  # a machine where the package is not installed: use the source tree
     sys.path.insert(0, str(ROOT / "src"))
 
-from record import recorded  # noqa: E402
+from record import add, recorded  # noqa: E402
 
 from ame.sampling import Design, MaskSet  # noqa: E402
 from ame.scenarios import build  # noqa: E402
@@ -144,6 +144,7 @@ def main(argv=None) -> int:
         f"devices: {', '.join(devices)}"
     )
     results = run(args.params, args.subsets, args.models, devices)
+    add("rows", results)
     if args.out:
         args.out.write_text(json.dumps({"threads": args.threads, "results": results}, indent=2))
     return 0

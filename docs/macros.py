@@ -3,9 +3,11 @@ the command-line reference from the parser, and every measured figure from the r
 benchmark that measured it wrote (``benchmarks/results/``), so no figure is typed by hand.
 
 In a page: ``{{ parameters() }}``, ``{{ cli() }}``,
+``{% set run = latest("python_api", "--n-points 1350") %}`` (the newest run of that command),
 ``{{ figure("python_api-...", "summary.ame", 3) }}`` (one number),
 ``{{ table("validation_models-...", "rows", {"model": "model", "lds": "LDS"}) }}`` (rows of
-dicts) and ``{{ source("python_api-...") }}`` (which run, on what, by which command).
+dicts), ``{{ mean(run, "results.rows", "seconds", {"method": "ame"}, 1) }}`` (over matching rows)
+and ``{{ source("python_api-...") }}`` (which run, on what, by which command).
 ``tests/test_docs.py`` checks that every quoted results file is as written and not stale.
 """
 
@@ -23,8 +25,20 @@ def results(name: str) -> dict:
     """A results file by its name (``<benchmark>-<UTC time>``), read as the benchmark wrote it."""
     path = RESULTS / f"{name}.json"
     if not path.is_file():
-        raise FileNotFoundError(f"no results file {path.relative_to(ROOT)}: rerun its benchmark")
+        raise FileNotFoundError(f"no results file {name}.json in {RESULTS}: rerun its benchmark")
     return json.loads(path.read_text())
+
+
+def latest(benchmark: str, arguments: str = "") -> str:
+    """The newest results file of ``python benchmarks/<benchmark>.py <arguments>``: rerunning a
+    benchmark updates every page that quotes it."""
+    wanted = f"benchmarks/{benchmark}.py {arguments}".strip()
+    runs = sorted(RESULTS.glob(f"{benchmark}-*.json"))
+    for path in reversed(runs):
+        command = json.loads(path.read_text())["command"]
+        if command.split(" ", 1)[-1].strip() == wanted:
+            return path.stem
+    raise FileNotFoundError(f"no results file of `python {wanted}` in {RESULTS}: run it")
 
 
 def lookup(record: dict, field: str):
@@ -38,12 +52,15 @@ def lookup(record: dict, field: str):
     return value
 
 
-def number(value, digits: int | None = None) -> str:
-    """A figure as the docs print it: thousands separated, ``digits`` after the point."""
+def number(value, digits: int | str | None = None) -> str:
+    """A figure as the docs print it: thousands separated, ``digits`` after the point (or a
+    format spec such as ``".1e"``)."""
     if value is None:
         return "n/a"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
+    if isinstance(digits, str):
+        return format(value, digits)
     if digits is None:
         return f"{value:,}" if isinstance(value, int) else f"{value:,.3f}"
     return f"{value:,.{digits}f}"
@@ -71,6 +88,15 @@ def format_table(
     return "\n".join([header, rule, *body])
 
 
+def format_mean(name: str, field: str, key: str, where: dict, digits: int | None = None) -> str:
+    """The mean of ``key`` over the rows of ``field`` that match ``where`` (e.g. over seeds)."""
+    rows = lookup(results(name), field)
+    values = [row[key] for row in rows if all(row.get(k) == v for k, v in where.items())]
+    if not values:
+        raise KeyError(f"results field {field!r}: no row matches {where}")
+    return number(sum(values) / len(values), digits)
+
+
 def format_source(name: str) -> str:
     record = results(name)
     machine = record["machine"]
@@ -79,8 +105,11 @@ def format_source(name: str) -> str:
     )
     load = machine.get("load_average_at_start")
     busy = f", load {load[0]:.1f} at start" if load else ""
+    commit = str(record["commit"])[:7] + (
+        " with changes" if record.get("uncommitted_changes") else ""
+    )
     return (
-        f"`{record['command']}`, commit {str(record['commit'])[:7]}, {where}{busy}, "
+        f"`{record['command']}`, commit {commit}, {where}{busy}, "
         f"{record['wall_seconds']:,.0f} s: `benchmarks/results/{name}.json`"
     )
 
@@ -133,8 +162,10 @@ def cli_reference() -> str:
 
 def define_env(env) -> None:
     """The macros the pages call."""
+    env.macro(latest, "latest")
     env.macro(format_figure, "figure")
     env.macro(format_table, "table")
+    env.macro(format_mean, "mean")
     env.macro(format_source, "source")
     env.macro(parameter_tables, "parameters")
     env.macro(cli_reference, "cli")

@@ -1,4 +1,5 @@
-"""The documentation: a README that is a front door, and pages whose references resolve.
+"""The documentation: a README that is a front door, pages whose references resolve, and
+measured figures that come from results files and cannot go stale.
 
 `make docs` (part of `make test`) builds the site with every warning an error, which catches a
 broken link between pages and a function the API reference names that no longer exists. These
@@ -8,8 +9,11 @@ paths a page names in code spans.
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 
+import pytest
 from conftest import REPO
 
 PAGES = sorted((REPO / "docs").rglob("*.md"))
@@ -62,3 +66,175 @@ def test_every_page_is_in_the_navigation():
     listed = set(re.findall(r"[\w/.-]+\.md", str(nav)))
     pages = {p.relative_to(REPO / "docs").as_posix() for p in PAGES}
     assert pages == listed
+
+
+# --- measured figures: each from the results file of the benchmark that measured it ---------
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import record  # noqa: E402
+
+RESULTS_NAME = re.compile(r"\b([a-z_]+-\d{8}T\d{6}Z)\b")
+
+
+LATEST = re.compile(r"""latest\(\s*["']([^"']+)["'](?:\s*,\s*["']([^"']*)["'])?\s*\)""")
+
+
+def quoted_results(text: str) -> list[str]:
+    """The results files a page quotes: by name (``<benchmark>-<UTC time>``, through a macro or
+    as a path) or as the newest run of a command (``latest(benchmark, arguments)``)."""
+    macros = _macros()
+    names = set(RESULTS_NAME.findall(text))
+    names |= {macros.latest(benchmark, arguments) for benchmark, arguments in LATEST.findall(text)}
+    return sorted(names)
+
+
+def measured_sections(text: str) -> list[str]:
+    """The text under every heading that says "measured", down to the next heading of the
+    same or a higher level."""
+    sections, current, level = [], None, 0
+    for line in text.splitlines():
+        heading = re.match(r"(#+)\s+(.*)", line)
+        if heading and (current is None or len(heading[1]) <= level):
+            if current is not None:
+                sections.append("\n".join(current))
+            current = None
+            if "measured" in heading[2].lower():
+                current, level = [], len(heading[1])
+        elif current is not None:
+            current.append(line)
+    if current is not None:
+        sections.append("\n".join(current))
+    return sections
+
+
+def typed_numbers(section: str) -> list[str]:
+    """Decimal figures typed by hand: outside macro calls, code spans and code blocks."""
+    section = re.sub(r"```.*?```", "", section, flags=re.S)
+    section = re.sub(r"\{\{.*?\}\}", "", section, flags=re.S)
+    section = re.sub(r"`[^`]*`", "", section)
+    return re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", section)
+
+
+def held_numbers(value) -> list[float]:
+    """Every number a results record holds: its values and the figures it printed."""
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in held_numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in held_numbers(item)]
+    if isinstance(value, str):
+        return [float(n) for n in re.findall(r"-?\d+\.\d+|-?\d+", value.replace(",", ""))]
+    return []
+
+
+def unheld(section_numbers: list[str], records: list[dict]) -> list[str]:
+    held = [n for r in records for n in held_numbers(r["results"]) + held_numbers(r["printed"])]
+    missing = []
+    for typed in section_numbers:
+        digits = len(typed.split(".")[1])
+        if not any(f"{abs(n):.{digits}f}" == typed for n in held):
+            missing.append(typed)
+    return missing
+
+
+def test_every_quoted_results_file_exists_is_as_written_and_is_not_stale():
+    quoted = {name for page in PAGES for name in quoted_results(page.read_text())}
+    assert quoted, "the measured pages quote results files"
+    problems = {}
+    for name in sorted(quoted):
+        path = REPO / "benchmarks" / "results" / f"{name}.json"
+        if not path.is_file():
+            problems[name] = ["no such results file"]
+            continue
+        recorded = json.loads(path.read_text())
+        found = record.problems(recorded)
+        if found:
+            problems[name] = [*found, f"rerun: {recorded.get('command')}"]
+    assert problems == {}
+
+
+def test_every_number_under_a_measured_heading_comes_from_a_results_file():
+    missing = {}
+    for page in [*PAGES, REPO / "README.md"]:
+        text = page.read_text()
+        records = [
+            json.loads((REPO / "benchmarks" / "results" / f"{name}.json").read_text())
+            for name in quoted_results(text)
+        ]
+        for section in measured_sections(text):
+            numbers = unheld(typed_numbers(section), records)
+            if numbers:
+                missing[page.relative_to(REPO).as_posix()] = numbers
+    assert missing == {}
+
+
+def test_no_page_says_a_figure_is_old_or_missing():
+    stale = re.compile(r"measured (before|with the estimator before)|not (re-)?measured yet", re.I)
+    said = [p.name for p in [*PAGES, REPO / "README.md"] if stale.search(p.read_text())]
+    assert said == []
+
+
+def test_the_rules_catch_a_hand_typed_an_edited_a_stale_and_a_deleted_figure(tmp_path):
+    name = quoted_results((REPO / "docs/explanation/measured.md").read_text())[0]
+    original = json.loads((REPO / "benchmarks" / "results" / f"{name}.json").read_text())
+    assert record.problems(original) == []
+    # a number typed under a measured heading that no results file holds
+    page = "# X\n\n## Measured\n\nLDS 0.123456 on {{ figure('" + name + "', 'x') }}\n"
+    section = measured_sections(page)[0]
+    assert unheld(typed_numbers(section), [original]) == ["0.123456"]
+    assert measured_sections("# A\n## Measured\nx 1.5\n## Other\ny 2.5\n") == ["x 1.5"]
+    # a results file edited by hand
+    edited = json.loads(json.dumps(original))
+    edited["printed"] = edited["printed"].replace("0", "1", 1)
+    assert "edited" in record.problems(edited)[0]
+    # code changed since the run (a measured file's digest differs), and a file gone
+    stale = json.loads(json.dumps(original))
+    stale["code"][next(iter(stale["code"]))] = "0" * 64
+    stale["digest"] = record.seal(stale)
+    assert "changed since the run" in record.problems(stale)[0]
+    gone = json.loads(json.dumps(original))
+    gone["code"]["src/ame/no_such_module.py"] = "0" * 64
+    gone["digest"] = record.seal(gone)
+    assert "gone" in record.problems(gone)[0]
+    # a results file deleted: the site's macro refuses to render the page
+    macros = _macros()
+    macros.RESULTS = tmp_path
+    with pytest.raises(FileNotFoundError, match="rerun its benchmark"):
+        macros.format_figure(name, "results")
+
+
+def _macros():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_macros", REPO / "docs" / "macros.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_macros_render_a_figure_a_table_and_a_source_from_a_results_file():
+    macros = _macros()
+    record_ = {
+        "command": "python benchmarks/x.py",
+        "commit": "0123456789",
+        "machine": {"cpu": "CPU", "cores": 2, "gpu": None, "load_average_at_start": [1.25]},
+        "wall_seconds": 1234.5,
+        "results": {"rows": [{"model": "linear", "lds": 0.92534}, {"model": "mlp", "lds": 0.7}]},
+    }
+    macros.results = lambda name: record_
+    assert macros.format_figure("x", "results.rows.0.lds", 3) == "0.925"
+    assert macros.format_figure("x", "results.rows.1.lds", 1, scale=100) == "70.0"
+    assert macros.format_table("x", "results.rows", {"model": "model", "lds": "LDS"}, 2) == (
+        "| model | LDS |\n|---|---:|\n| linear | 0.93 |\n| mlp | 0.70 |"
+    )
+    assert macros.format_source("x") == (
+        "`python benchmarks/x.py`, commit 0123456, CPU, 2 cores, load 1.2 at start, 1,234 s: "
+        "`benchmarks/results/x.json`"
+    )
+    assert macros.format_mean("x", "results.rows", "lds", {"model": "mlp"}, 2) == "0.70"
+    assert macros.format_mean("x", "results.rows", "lds", {}, 4) == "0.8127"
+    with pytest.raises(KeyError, match="no 'nope'"):
+        macros.format_figure("x", "results.nope")
