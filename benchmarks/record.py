@@ -176,6 +176,7 @@ def recorded(script: str, measures: tuple[str, ...] = ("src/ame",)):
     measured = [Path(script).resolve().relative_to(ROOT).as_posix(), *measures]
     code = code_digests(measured)  # before the run: the code it ran, whatever changes meanwhile
     load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    where = provenance(load)  # the commit the run started from, not the one it ended on
     printed = io.StringIO()
     _rows = {}
     try:
@@ -188,7 +189,7 @@ def recorded(script: str, measures: tuple[str, ...] = ("src/ame",)):
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{Path(script).stem}-{started:%Y%m%dT%H%M%SZ}.json"
     record = {
-        **provenance(load),
+        **where,
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": round((finished - started).total_seconds(), 1),
         "results": rows,

@@ -54,15 +54,17 @@ def lookup(record: dict, field: str):
 
 def number(value, digits: int | str | None = None) -> str:
     """A figure as the docs print it: thousands separated, ``digits`` after the point (or a
-    format spec such as ``".1e"``)."""
+    format spec such as ``".1e"``); a count (an integer) keeps no decimals."""
     if value is None:
         return "n/a"
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
     if isinstance(digits, str):
         return format(value, digits)
+    if isinstance(value, int):
+        return f"{value:,}"
     if digits is None:
-        return f"{value:,}" if isinstance(value, int) else f"{value:,.3f}"
+        return f"{value:,.3f}"
     return f"{value:,.{digits}f}"
 
 
