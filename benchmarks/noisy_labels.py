@@ -15,6 +15,12 @@ Methods (a low value means suspect for all of them):
 - ``ame``: ``ame.AMEExperiment(budget=fits)`` of the validation log-likelihood of the true
   labels, at the package's default design and estimator; the value is the debiased AME, which
   ranks every point (a mislabelled point lowers the log-likelihood);
+- ``ame_oos``: the same submodels asked for each training point's own label when it was out of
+  the subset (``ame.estimation.mislabel.MislabelDetector``: the out-of-subset accuracy), with
+  the validation points as calibration points; its relabel list at FDR ``--fdr`` is scored
+  against the flipped set (``listed``, ``fdp``, ``power``). The call does not return training
+  points' predictions yet, so the benchmark retrains the call's subsets (the models are
+  deterministic: the same submodels) and times that pass alone;
 - ``data_oob``: pyDVL's ``DataOOBValuation`` of a ``BaggingClassifier`` of ``fits`` models;
 - ``msr_banzhaf``: pyDVL's ``MSRBanzhafValuation`` of validation accuracy, ``MaxSamples(fits)``;
 - ``loo``: pyDVL's ``LOOValuation`` of validation accuracy (one fit per point, whatever ``fits``);
@@ -25,7 +31,7 @@ pyDVL 0.10 pins numpy < 2, so its methods run in their own virtual environment (
 ``python_api.py`` builds) and are fed the same arrays.
 
     .venv/bin/python benchmarks/noisy_labels.py [--datasets breast_cancer wine digits iris]
-        [--models logistic knn] [--rates 0.1 0.2] [--seeds 0 1 2] [--fits 1200]
+        [--models logistic knn] [--rates 0.1 0.2] [--seeds 0 1 2] [--fits 1200] [--fdr 0.1]
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from joblib import Parallel, delayed
 from python_api import peer_python
 from record import add, recorded
 from sklearn import datasets
@@ -51,6 +58,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 import ame
 from ame.estimation.knockoffs import KnockoffPowerWarning
+from ame.estimation.mislabel import MislabelDetector
 
 DATASETS = {
     "breast_cancer": datasets.load_breast_cancer,
@@ -159,12 +167,50 @@ def log_likelihood(model_name: str, X, y, X_valid, y_valid):
     return utility
 
 
-def ame_values(model_name, X, y, X_valid, y_valid, fits, seed) -> tuple[np.ndarray, float]:
+def ame_experiment(model_name, X, y, X_valid, y_valid, fits, seed):
     t0 = time.perf_counter()
     run = ame.AMEExperiment(fits, random_state=seed, n_jobs=2, progress=False)
     run.fit(log_likelihood(model_name, X, y, X_valid, y_valid), len(y))
-    values = np.nan_to_num(run.estimates_.inference["ame_debiased"][0], nan=0.0)
-    return values, time.perf_counter() - t0
+    return run, time.perf_counter() - t0
+
+
+def own_label_correct(model_name, X, y, X_valid, y_valid, indices) -> np.ndarray:
+    """Whether a model trained on ``indices`` predicts each training and validation point's
+    own label (training points first)."""
+    model = MODELS[model_name]().fit(X[indices], y[indices])
+    return np.concatenate([model.predict(X) == y, model.predict(X_valid) == y_valid])
+
+
+def out_of_subset(run, model_name, X, y, X_valid, y_valid, fdr, seed):
+    """The detector on the call's own subsets, and the seconds of the prediction pass."""
+    t0 = time.perf_counter()
+    masks = run.masks_.masks
+    correct = np.array(
+        Parallel(n_jobs=2)(
+            delayed(own_label_correct)(model_name, X, y, X_valid, y_valid, np.flatnonzero(row))
+            for row in masks
+        ),
+        dtype=float,
+    )
+    found = MislabelDetector(fdr=fdr, random_state=seed)
+    found.fit(masks, correct[:, : len(y)], correct[:, len(y) :])
+    return found, time.perf_counter() - t0
+
+
+def relabel_list(found: MislabelDetector, flipped: np.ndarray) -> dict:
+    """The relabel list against the flipped set: its length, false discovery proportion,
+    power, and what the detector says of it."""
+    listed = found.selected_
+    truth = np.zeros(listed.size, dtype=bool)
+    truth[flipped] = True
+    return {
+        "listed": int(listed.sum()),
+        "fdp": float((listed & ~truth).sum() / max(listed.sum(), 1)),
+        "power": float((listed & truth).sum() / max(truth.sum(), 1)),
+        "expected_clean": round(found.expected_clean_, 2),
+        "min_list": found.min_list_,
+        "n_calibration": int(found.calibration_values_.size),
+    }
 
 
 def evaluate(values: np.ndarray, flipped: np.ndarray) -> dict:
@@ -183,7 +229,12 @@ def benchmark(args) -> list[dict]:
             for rate in args.rates:
                 for seed in args.seeds:
                     X, y, X_valid, y_valid, flipped = task(name, rate, seed, args.max_train)
-                    found = {"ame": ame_values(model_name, X, y, X_valid, y_valid, args.fits, seed)}
+                    task_arrays = (model_name, X, y, X_valid, y_valid)
+                    run, seconds = ame_experiment(*task_arrays, args.fits, seed)
+                    values = run.estimates_.inference["ame_debiased"][0]
+                    found = {"ame": (np.nan_to_num(values, nan=0.0), seconds)}
+                    detector, seconds = out_of_subset(run, *task_arrays, args.fdr, seed)
+                    found["ame_oos"] = (detector.value_, seconds)
                     with tempfile.TemporaryDirectory() as tmp:
                         arrays = Path(tmp) / "task.npz"
                         np.savez(arrays, X=X, y=y, Xv=X_valid, yv=y_valid)
@@ -201,6 +252,8 @@ def benchmark(args) -> list[dict]:
                             "n_train": len(y), "n_flipped": len(flipped), "method": method,
                             **evaluate(values, flipped), "seconds": round(seconds, 1),
                         }  # fmt: skip
+                        if method == "ame_oos":
+                            row.update(relabel_list(detector, flipped))
                         rows.append(row)
                         print(
                             f"{name:13s} {model_name:8s} {rate:.1f} seed {seed} {method:12s} "
@@ -227,6 +280,12 @@ def summary(rows: list[dict]) -> dict:
         out[f"all/{method}"] = {
             m: float(np.mean([r[m] for r in group])) for m in ("f1_kmeans", "recall_at_k", "auc")
         }
+    lists = [row for row in rows if "fdp" in row]
+    if lists:
+        out["relabel_list"] = {
+            m: float(np.mean([r[m] for r in lists])) for m in ("listed", "fdp", "power")
+        }
+        out["relabel_list"]["runs"] = len(lists)
     return out
 
 
@@ -239,6 +298,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--fits", type=int, default=1200)
     parser.add_argument("--max-train", type=int, default=500)
+    parser.add_argument("--fdr", type=float, default=0.1, help="q of the relabel list")
     args = parser.parse_args()
     rows = benchmark(args)
     add("rows", rows)
@@ -251,6 +311,12 @@ def main() -> None:
                 f"{key[4:]:12s} F1 {value['f1_kmeans']:.3f}  recall@k {value['recall_at_k']:.3f}  "
                 f"AUC {value['auc']:.3f}"
             )
+    if "relabel_list" in means:
+        lists = means["relabel_list"]
+        print(
+            f"relabel list at FDR {args.fdr}: {lists['listed']:.1f} points listed, FDR "
+            f"{lists['fdp']:.3f}, power {lists['power']:.3f} (mean of {lists['runs']} runs)"
+        )
 
 
 if __name__ == "__main__":

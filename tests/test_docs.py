@@ -199,6 +199,11 @@ def test_the_rules_catch_a_hand_typed_an_edited_a_stale_and_a_deleted_figure(tmp
     gone["code"]["src/ame/no_such_module.py"] = "0" * 64
     gone["digest"] = record.seal(gone)
     assert "gone" in record.problems(gone)[0]
+    # a file added since the run cannot have changed it unless a measured file changed to use it
+    added = json.loads(json.dumps(original))
+    del added["code"][next(name for name in added["code"] if name.startswith("src/"))]
+    added["digest"] = record.seal(added)
+    assert record.problems(added) == []
     # a results file deleted: the site's macro refuses to render the page
     macros = _macros()
     macros.RESULTS = tmp_path

@@ -60,3 +60,16 @@ def test_the_task_flips_the_labels_it_reports_to_another_class(name):
     kept = np.setdiff1d(np.arange(len(y)), flipped)
     assert np.array_equal(y[kept], clean[kept])
     assert np.allclose(X.mean(0), 0, atol=1e-9) and len(X_valid) == len(y_valid)
+
+
+def test_the_relabel_list_is_scored_against_the_flipped_set():
+    class Listed:  # a fitted detector's list: points 0, 1 and 4 of six
+        selected_ = np.array([True, True, False, False, True, False])
+        expected_clean_, min_list_, calibration_values_ = 0.3, 2, np.zeros(9)
+
+    scored = noisy_labels.relabel_list(Listed(), np.array([0, 4, 5]))
+    # listed 3: two flipped (0, 4) and one clean (1); flipped 3, two of them found
+    assert scored["listed"] == 3
+    assert scored["fdp"] == pytest.approx(1 / 3)
+    assert scored["power"] == pytest.approx(2 / 3)
+    assert (scored["min_list"], scored["n_calibration"]) == (2, 9)
