@@ -16,11 +16,13 @@ Methods (a low value means suspect for all of them):
   labels, at the package's default design and estimator; the value is the debiased AME, which
   ranks every point (a mislabelled point lowers the log-likelihood);
 - ``ame_oos``: the same submodels asked for each training point's own label when it was out of
-  the subset (``ame.estimation.mislabel.MislabelDetector``: the out-of-subset accuracy), with
-  the validation points as calibration points; its relabel list at FDR ``--fdr`` is scored
-  against the flipped set (``listed``, ``fdp``, ``power``). The call does not return training
-  points' predictions yet, so the benchmark retrains the call's subsets (the models are
-  deterministic: the same submodels) and times that pass alone;
+  the subset: the out-of-subset accuracy (Data-OOB's estimand). The call does not return
+  training points' predictions yet, so the benchmark retrains the call's subsets (the models
+  are deterministic: the same submodels) and times that pass alone;
+- ``ame_oos_probability``: the mean out-of-subset probability of the own label, from
+  ``ame.estimation.mislabel.MislabelDetector`` with the validation points as calibration
+  points; its relabel list at FDR ``--fdr`` is scored against the flipped set (``listed``,
+  ``fdp``, ``power``);
 - ``data_oob``: pyDVL's ``DataOOBValuation`` of a ``BaggingClassifier`` of ``fits`` models;
 - ``msr_banzhaf``: pyDVL's ``MSRBanzhafValuation`` of validation accuracy, ``MaxSamples(fits)``;
 - ``loo``: pyDVL's ``LOOValuation`` of validation accuracy (one fit per point, whatever ``fits``);
@@ -58,7 +60,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 import ame
 from ame.estimation.knockoffs import KnockoffPowerWarning
-from ame.estimation.mislabel import MislabelDetector
+from ame.estimation.mislabel import MislabelDetector, out_of_subset_means
 
 DATASETS = {
     "breast_cancer": datasets.load_breast_cancer,
@@ -174,27 +176,35 @@ def ame_experiment(model_name, X, y, X_valid, y_valid, fits, seed):
     return run, time.perf_counter() - t0
 
 
-def own_label_correct(model_name, X, y, X_valid, y_valid, indices) -> np.ndarray:
-    """Whether a model trained on ``indices`` predicts each training and validation point's
-    own label (training points first)."""
+def own_label(model_name, X, y, X_valid, y_valid, indices) -> np.ndarray:
+    """A model trained on ``indices``: whether it predicts each training and validation point's
+    own label, and the probability it gives that label (2 × points, training points first; a
+    class the subset lacks has probability 0)."""
     model = MODELS[model_name]().fit(X[indices], y[indices])
-    return np.concatenate([model.predict(X) == y, model.predict(X_valid) == y_valid])
+    points, labels = np.concatenate([X, X_valid]), np.concatenate([y, y_valid])
+    proba = np.zeros((len(labels), int(labels.max()) + 1))
+    proba[:, model.classes_] = model.predict_proba(points)
+    return np.stack([model.predict(points) == labels, proba[np.arange(len(labels)), labels]])
 
 
 def out_of_subset(run, model_name, X, y, X_valid, y_valid, fdr, seed):
-    """The detector on the call's own subsets, and the seconds of the prediction pass."""
+    """On the call's own subsets: the out-of-subset accuracy (Data-OOB's estimand), the
+    detector on the own-label probabilities (0/1 hits tie among the worst-predicted points,
+    calibration points included, and ties leave the conformal p-values no resolution), and
+    the seconds of the prediction pass."""
     t0 = time.perf_counter()
-    masks = run.masks_.masks
-    correct = np.array(
+    masks, n = run.masks_.masks, len(y)
+    own = np.array(
         Parallel(n_jobs=2)(
-            delayed(own_label_correct)(model_name, X, y, X_valid, y_valid, np.flatnonzero(row))
+            delayed(own_label)(model_name, X, y, X_valid, y_valid, np.flatnonzero(row))
             for row in masks
         ),
         dtype=float,
-    )
+    )  # submodels × (hit, probability) × points
+    accuracy, _, _ = out_of_subset_means(masks, own[:, 0, :n])
     found = MislabelDetector(fdr=fdr, random_state=seed)
-    found.fit(masks, correct[:, : len(y)], correct[:, len(y) :])
-    return found, time.perf_counter() - t0
+    found.fit(masks, own[:, 1, :n], own[:, 1, n:])
+    return accuracy, found, time.perf_counter() - t0
 
 
 def relabel_list(found: MislabelDetector, flipped: np.ndarray) -> dict:
@@ -233,8 +243,9 @@ def benchmark(args) -> list[dict]:
                     run, seconds = ame_experiment(*task_arrays, args.fits, seed)
                     values = run.estimates_.inference["ame_debiased"][0]
                     found = {"ame": (np.nan_to_num(values, nan=0.0), seconds)}
-                    detector, seconds = out_of_subset(run, *task_arrays, args.fdr, seed)
-                    found["ame_oos"] = (detector.value_, seconds)
+                    accuracy, detector, seconds = out_of_subset(run, *task_arrays, args.fdr, seed)
+                    found["ame_oos"] = (accuracy, seconds)
+                    found["ame_oos_probability"] = (detector.value_, seconds)
                     with tempfile.TemporaryDirectory() as tmp:
                         arrays = Path(tmp) / "task.npz"
                         np.savez(arrays, X=X, y=y, Xv=X_valid, yv=y_valid)
@@ -252,7 +263,7 @@ def benchmark(args) -> list[dict]:
                             "n_train": len(y), "n_flipped": len(flipped), "method": method,
                             **evaluate(values, flipped), "seconds": round(seconds, 1),
                         }  # fmt: skip
-                        if method == "ame_oos":
+                        if method == "ame_oos_probability":
                             row.update(relabel_list(detector, flipped))
                         rows.append(row)
                         print(

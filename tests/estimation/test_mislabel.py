@@ -1,7 +1,11 @@
 """The mislabel detector: exact values on a small game, its error rate on planted label noise."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from conftest import REPO
 
 from ame.errors import UserError
 from ame.estimation.mislabel import MislabelDetector, conformal_pvalues, out_of_subset_means
@@ -108,3 +112,17 @@ def test_bad_input_names_its_culprit(change, culprit):
     masks, scores, calibration, _ = planted_game(np.random.default_rng(3), 20, 5, 10)
     with pytest.raises(UserError, match=f"^{culprit}:"):
         MislabelDetector().fit(*change(masks, scores, calibration))
+
+
+@pytest.mark.slow
+def test_the_how_to_runs_as_printed_and_says_what_it_prints(tmp_path):
+    """The block of docs/how-to/mislabels.md, run in a fresh interpreter, prints the line the
+    page quotes."""
+    page = (REPO / "docs" / "how-to" / "mislabels.md").read_text()
+    block = page.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run(
+        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    printed = done.stdout.strip().splitlines()[-1]
+    assert f"It prints `{printed}`" in page
