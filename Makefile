@@ -10,7 +10,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint docs browser screenshots clean
+.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint docs browser screenshots measured clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ browser:
 # the front page and a tutorial as headless Chromium renders them, kept in site/screenshots/
 screenshots: docs browser
 	AME_SCREENSHOTS=$(CURDIR)/site/screenshots pytest -q tests/test_docs_site.py
+
+# rerun every benchmark the docs quote whose code changed since it ran (commit the new results)
+measured: setup
+	python benchmarks/stale.py --run
 
 # the markers are registered in pyproject.toml; `smoke` is the one tiny end-to-end run
 check: lint docs

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,20 @@ def latest(benchmark: str, arguments: str = "") -> str:
         if command.split(" ", 1)[-1].strip() == wanted:
             return path.stem
     raise FileNotFoundError(f"no results file of `python {wanted}` in {RESULTS}: run it")
+
+
+#: a results file named in a page: ``<benchmark>-<UTC time>``
+RESULTS_NAME = re.compile(r"\b([a-z_]+-\d{8}T\d{6}Z)\b")
+#: the newest run of a command: ``latest("benchmark", "arguments")``
+LATEST = re.compile(r"""latest\(\s*["']([^"']+)["'](?:\s*,\s*["']([^"']*)["'])?\s*\)""")
+
+
+def quoted(text: str) -> list[str]:
+    """The results files a page quotes: by name (through a macro or as a path) or as the newest
+    run of a command."""
+    names = set(RESULTS_NAME.findall(text))
+    names |= {latest(benchmark, arguments) for benchmark, arguments in LATEST.findall(text)}
+    return sorted(names)
 
 
 def lookup(record: dict, field: str):

@@ -72,20 +72,8 @@ def test_every_page_is_in_the_navigation():
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import record  # noqa: E402
-
-RESULTS_NAME = re.compile(r"\b([a-z_]+-\d{8}T\d{6}Z)\b")
-
-
-LATEST = re.compile(r"""latest\(\s*["']([^"']+)["'](?:\s*,\s*["']([^"']*)["'])?\s*\)""")
-
-
-def quoted_results(text: str) -> list[str]:
-    """The results files a page quotes: by name (``<benchmark>-<UTC time>``, through a macro or
-    as a path) or as the newest run of a command (``latest(benchmark, arguments)``)."""
-    macros = _macros()
-    names = set(RESULTS_NAME.findall(text))
-    names |= {macros.latest(benchmark, arguments) for benchmark, arguments in LATEST.findall(text)}
-    return sorted(names)
+import stale  # noqa: E402
+from stale import macros as _macros  # noqa: E402
 
 
 def measured_sections(text: str) -> list[str]:
@@ -141,19 +129,8 @@ def unheld(section_numbers: list[str], records: list[dict]) -> list[str]:
 
 
 def test_every_quoted_results_file_exists_is_as_written_and_is_not_stale():
-    quoted = {name for page in PAGES for name in quoted_results(page.read_text())}
-    assert quoted, "the measured pages quote results files"
-    problems = {}
-    for name in sorted(quoted):
-        path = REPO / "benchmarks" / "results" / f"{name}.json"
-        if not path.is_file():
-            problems[name] = ["no such results file"]
-            continue
-        recorded = json.loads(path.read_text())
-        found = record.problems(recorded)
-        if found:
-            problems[name] = [*found, f"rerun: {recorded.get('command')}"]
-    assert problems == {}
+    assert stale.quoted(), "the measured pages quote results files"
+    assert stale.stale() == {}, "rerun them: .venv/bin/python benchmarks/stale.py --run"
 
 
 def test_every_number_under_a_measured_heading_comes_from_a_results_file():
@@ -162,7 +139,7 @@ def test_every_number_under_a_measured_heading_comes_from_a_results_file():
         text = page.read_text()
         records = [
             json.loads((REPO / "benchmarks" / "results" / f"{name}.json").read_text())
-            for name in quoted_results(text)
+            for name in _macros().quoted(text)
         ]
         for section in measured_sections(text):
             numbers = unheld(typed_numbers(section), records)
@@ -178,7 +155,7 @@ def test_no_page_says_a_figure_is_old_or_missing():
 
 
 def test_the_rules_catch_a_hand_typed_an_edited_a_stale_and_a_deleted_figure(tmp_path):
-    name = quoted_results((REPO / "docs/explanation/measured.md").read_text())[0]
+    name = _macros().quoted((REPO / "docs/explanation/measured.md").read_text())[0]
     original = json.loads((REPO / "benchmarks" / "results" / f"{name}.json").read_text())
     assert record.problems(original) == []
     # a number typed under a measured heading that no results file holds
@@ -209,15 +186,6 @@ def test_the_rules_catch_a_hand_typed_an_edited_a_stale_and_a_deleted_figure(tmp
     macros.RESULTS = tmp_path
     with pytest.raises(FileNotFoundError, match="rerun its benchmark"):
         macros.format_figure(name, "results")
-
-
-def _macros():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("docs_macros", REPO / "docs" / "macros.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_macros_render_a_figure_a_table_and_a_source_from_a_results_file():
