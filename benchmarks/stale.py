@@ -32,8 +32,8 @@ def macros():
 
 def quoted() -> set[str]:
     """Every results file a page of the docs quotes."""
-    pages = (ROOT / "docs").rglob("*.md")
-    return {name for page in pages for name in macros().quoted(page.read_text())}
+    pages, docs = (ROOT / "docs").rglob("*.md"), macros()
+    return {name for page in pages for name in docs.quoted(page.read_text())}
 
 
 def stale() -> dict[str, tuple[str | None, list[str]]]:
@@ -62,7 +62,7 @@ def main() -> None:
     commands = sorted({command for command, _ in found.values() if command})
     for name, (command, why) in found.items():
         print(f"{name}: {why[0]}" + (f" (and {len(why) - 1} more)" if len(why) > 1 else ""))
-        print(f"    rerun: {command}")
+        print(f"    rerun: {command}" if command else "    a page names it: point it at a run")
     if not found:
         print("every quoted results file measured the code as it is")
     if args.run:
