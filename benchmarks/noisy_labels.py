@@ -19,6 +19,9 @@ Methods (a low value means suspect for all of them):
   the subset: the out-of-subset accuracy (Data-OOB's estimand). The call does not return
   training points' predictions yet, so the benchmark retrains the call's subsets (the models
   are deterministic: the same submodels) and times that pass alone;
+- ``ame_oos_p<p>``: the out-of-subset accuracy from the submodels of one level ``p`` of the
+  design only (a quarter of the fits each on the default grid): how it depends on the size of
+  the subsets the models were trained on, a diagnosis, not a method;
 - ``ame_oos_probability``: the mean out-of-subset probability of the own label, from
   ``ame.estimation.mislabel.MislabelDetector`` with the validation points as calibration
   points; its relabel list at FDR ``--fdr`` is scored against the flipped set (``listed``,
@@ -188,10 +191,11 @@ def own_label(model_name, X, y, X_valid, y_valid, indices) -> np.ndarray:
 
 
 def out_of_subset(run, model_name, X, y, X_valid, y_valid, fdr, seed):
-    """On the call's own subsets: the out-of-subset accuracy (Data-OOB's estimand), the
-    detector on the own-label probabilities (0/1 hits tie among the worst-predicted points,
-    calibration points included, and ties leave the conformal p-values no resolution), and
-    the seconds of the prediction pass."""
+    """On the call's own subsets: the out-of-subset accuracy (Data-OOB's estimand), the same
+    from each level of the design alone ({p: values}), the detector on the own-label
+    probabilities (0/1 hits tie among the worst-predicted points, calibration points included,
+    and ties leave the conformal p-values no resolution), and the seconds of the prediction
+    pass."""
     t0 = time.perf_counter()
     masks, n = run.masks_.masks, len(y)
     own = np.array(
@@ -202,9 +206,14 @@ def out_of_subset(run, model_name, X, y, X_valid, y_valid, fdr, seed):
         dtype=float,
     )  # submodels × (hit, probability) × points
     accuracy, _, _ = out_of_subset_means(masks, own[:, 0, :n])
+    levels = run.masks_.p
+    by_level = {
+        float(p): out_of_subset_means(masks[levels == p], own[levels == p, 0, :n])[0]
+        for p in np.unique(levels)
+    }
     found = MislabelDetector(fdr=fdr, random_state=seed)
     found.fit(masks, own[:, 1, :n], own[:, 1, n:])
-    return accuracy, found, time.perf_counter() - t0
+    return accuracy, by_level, found, time.perf_counter() - t0
 
 
 def relabel_list(found: MislabelDetector, flipped: np.ndarray) -> dict:
@@ -243,8 +252,12 @@ def benchmark(args) -> list[dict]:
                     run, seconds = ame_experiment(*task_arrays, args.fits, seed)
                     values = run.estimates_.inference["ame_debiased"][0]
                     found = {"ame": (np.nan_to_num(values, nan=0.0), seconds)}
-                    accuracy, detector, seconds = out_of_subset(run, *task_arrays, args.fdr, seed)
+                    accuracy, by_level, detector, seconds = out_of_subset(
+                        run, *task_arrays, args.fdr, seed
+                    )
                     found["ame_oos"] = (accuracy, seconds)
+                    for p, level_accuracy in by_level.items():
+                        found[f"ame_oos_p{p:g}"] = (level_accuracy, seconds)
                     found["ame_oos_probability"] = (detector.value_, seconds)
                     with tempfile.TemporaryDirectory() as tmp:
                         arrays = Path(tmp) / "task.npz"
