@@ -12,8 +12,8 @@ second experiment over the candidates of a first (half the trainings each), ever
 
 Honesty: the poisons enter only the scoring. The recipe shipped for deep models was chosen by
 held-out LDS alone among the training recipes (levers that set params only), on dataset seed 0
-(``--tuning-seed``); seeds 1 and 2 chose nothing. The cnn takes the recipe the mlp's LDS chose,
-with and without the proxy, without a choice of its own.
+(``--tuning-seed``); seeds 1 and 2 chose nothing. The cnn chooses its own the same way among
+recipes around the mlp's (width, steps, learning rate), printed beside the mlp's choice.
 
     python benchmarks/sample_efficiency.py     # everything (the cnn: 20-30 min per run here)
     python benchmarks/sample_efficiency.py --models mlp --levers baseline smooth --seeds 0
@@ -54,6 +54,11 @@ LEVERS = {
     "smooth+linear_screen": {"training": {"weight_decay": 0.03, "lr": 0.01}, "proxy": "screen"},
     # adaptive: half the trainings screen, half refine over the candidates, all others in
     "smooth+refine": {"training": {"weight_decay": 0.03, "lr": 0.01}, "refine": True},
+    # the cnn's own recipe: its width, steps and learning rate around the smooth recipe
+    "smooth_width_8": {"training": {"weight_decay": 0.03, "lr": 0.01, "hidden": 8}},
+    "smooth_300_steps": {"training": {"weight_decay": 0.03, "lr": 0.01, "steps": 300}},
+    "smooth_lr_0.003_300_steps": {"training": {"weight_decay": 0.03, "lr": 0.003, "steps": 300}},
+    "smooth_lr_0.03": {"training": {"weight_decay": 0.03, "lr": 0.03}},
 }
 PROXY_TRAININGS = 4 * BUDGET  # linear submodels of the proxy: cheap next to a deep one
 SCREEN_SHARE = 0.1  # candidates kept by a screen, fixed in advance (no ground truth)
@@ -315,20 +320,24 @@ def report(df: pd.DataFrame, tuning_seed: int) -> None:
     curve = df.groupby(["model", "lever", "trainings"], sort=False)[["topk", "recall", "lds"]]
     cells = curve.mean().apply(lambda r: f"{r.topk:.2f} / {r.recall:.2f} / {r.lds:.2f}", axis=1)
     print(cells.unstack("trainings").reset_index().to_markdown(index=False))
-    mlp = full[(full.model == "mlp") & (full.seed == tuning_seed)]
-    recipes = mlp[mlp.lever.map(lambda lever: set(LEVERS[lever]) <= {"training"})]
-    for name, rows in (("training recipes (params only)", recipes), ("all levers", mlp)):
-        if len(rows):
-            chosen = rows.loc[rows["lds"].idxmax(), "lever"]
-            print(f"\nHighest held-out LDS of the mlp on seed {tuning_seed}, {name}: {chosen}")
+    for model in ("mlp", "cnn"):  # the models that choose a recipe of their own
+        tuning = full[(full.model == model) & (full.seed == tuning_seed)]
+        recipes = tuning[tuning.lever.map(lambda lever: set(LEVERS[lever]) <= {"training"})]
+        for name, rows in (("training recipes (params only)", recipes), ("all levers", tuning)):
+            if len(rows) > 1:
+                chosen = rows.loc[rows["lds"].idxmax(), "lever"]
+                print(f"\nHighest held-out LDS of the {model} on seed {tuning_seed}, {name}: "
+                      f"{chosen}")  # fmt: skip
 
 
-#: The levers each model runs by default: every lever for the mlp (where the choice is made),
-#: the baseline and the chosen recipe for the others (the cnn: with and without the proxy).
+#: The levers each model runs by default: the mlp's (where the shipped recipe was chosen), the
+#: cnn's recipes around the mlp's choice (where its own is chosen, with the proxy beside them),
+#: the baseline and the chosen recipe for the linear model.
+CNN_RECIPES = ["smooth_width_8", "smooth_300_steps", "smooth_lr_0.003_300_steps", "smooth_lr_0.03"]
 MODEL_LEVERS = {
     "linear": ["baseline", "smooth"],
-    "mlp": list(LEVERS),
-    "cnn": ["baseline", "smooth", "smooth+linear_control"],
+    "mlp": [lever for lever in LEVERS if lever not in CNN_RECIPES],
+    "cnn": ["baseline", "smooth", "smooth+linear_control", *CNN_RECIPES],
 }
 
 if __name__ == "__main__":
