@@ -107,7 +107,7 @@ def behaviours(config: dict, dataset, subsets: np.ndarray, n_seeds: int = 1) -> 
         for r in range(n_seeds):
             base = t["seed"] + r * 1_000_003
             seeds = [base + (i if t["seed_policy"] == "per_subset" else 0) for i in index]
-            logits = np.stack([out for out, _ in trainer.fit(rows, seeds, index)])
+            logits = np.stack([out for out, *_ in trainer.fit(rows, seeds, index)])
             Y[index] += behaviour_matrix(logits, dataset.y_query, config["behaviour"]) / n_seeds
     return Y
 

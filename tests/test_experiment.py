@@ -148,13 +148,40 @@ def test_a_raising_function_names_the_subset_and_keeps_the_others(tmp_path):
 @pytest.mark.parametrize(
     ("returned", "message"),
     [
-        (lambda seed: np.nan if seed == 3 else 1.0, "non-finite behaviour for subset 3"),
+        (lambda seed: np.nan if seed == 3 else 1.0, "non-finite behaviours for subset 3"),
         (lambda seed: [1.0, 2.0] if seed == 3 else 1.0, "2 behaviours for subset 3; the others"),
     ],
 )
 def test_a_bad_behaviour_is_one_line_naming_the_subset(returned, message):
     with pytest.raises(TrainFunctionError, match=message):
         experiment(budget=10).fit(lambda idx, seed: returned(seed), N_POINTS)
+
+
+FLIPPED = np.arange(10)  # the own labels of points 0-9 are wrong: predicted with probability 0.1
+
+
+def own_label_fn(indices, seed):
+    """Behaviours as ``train_fn``; own-label probabilities of the 60 training points (flipped
+    ones low) and of 200 calibration points (clean), each with seeded noise."""
+    rng = np.random.default_rng(seed)
+    clean = 0.8 + 0.1 * rng.random(N_POINTS + 200)
+    clean[FLIPPED] = 0.1 + 0.1 * rng.random(FLIPPED.size)
+    return train_fn(indices, seed), clean
+
+
+def test_mislabels_come_from_the_same_subsets_and_keep_their_cache(tmp_path):
+    run = experiment(mislabels=True, cache_dir=tmp_path).fit(own_label_fn, N_POINTS)
+    found = run.mislabels_
+    assert found.value_.shape == (N_POINTS,) and found.calibration_values_.shape == (200,)
+    assert sorted(found.relabel_order_) == FLIPPED.tolist()
+    assert_finds_the_planted_units(run.estimates_, np.arange(5))  # the AMEs of the same call
+    again = experiment(mislabels=True, cache_dir=tmp_path).fit(own_label_fn, N_POINTS)
+    np.testing.assert_array_equal(again.mislabels_.value_, found.value_)
+    with pytest.raises(TrainFunctionError, match="returns a pair"):
+        experiment(budget=10, mislabels=True).fit(train_fn, N_POINTS)
+    with pytest.raises(TrainFunctionError, match="the calibration points' scores must follow"):
+        short = experiment(budget=10, mislabels=True)
+        short.fit(lambda idx, seed: (1.0, np.ones(N_POINTS)), N_POINTS)
 
 
 def test_bad_arguments_are_one_line_naming_them():

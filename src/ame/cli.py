@@ -74,13 +74,16 @@ def cmd_train(args) -> None:
 
 
 def cmd_gather(args) -> None:
-    from ame.behaviour.gather import gather
+    from ame.behaviour.gather import gather, gather_training_points
     from ame.data import Dataset
     from ame.sampling import MaskSet
 
-    config = _config(args)
+    config, dataset = _config(args), Dataset.load(args.dataset)
     store = _store(config, args.submodels)
-    gather(config, Dataset.load(args.dataset), MaskSet.load(args.masks), store).save(args.out)
+    behaviours = gather(config, dataset, MaskSet.load(args.masks), store)
+    if args.training_points:
+        gather_training_points(dataset, store, behaviours.subsets).save(args.training_points)
+    behaviours.save(args.out)
 
 
 def cmd_estimate(args) -> None:
@@ -109,6 +112,33 @@ def cmd_estimate(args) -> None:
     prefixes = PrefixEstimates.fit(config, masks, behaviours)
     Estimates.from_estimator(estimator, config, behaviours, masks).save(args.out, args.scores)
     prefixes.save(args.prefixes)
+
+
+def cmd_mislabels(args) -> None:
+    from ame.artifacts import atomic_write_json, atomic_write_text
+    from ame.behaviour.gather import TrainingPoints
+    from ame.estimation.mislabel import MislabelDetector
+    from ame.sampling import MaskSet
+
+    e = _config(args)["estimation"]
+    points = TrainingPoints.load(args.training_points)
+    masks = MaskSet.load(args.masks).masks[points.subsets]
+    found = MislabelDetector(e["fdr"], e["ci_level"], random_state=e["random_state"])
+    found.fit(masks, points.own, points.queries)
+    atomic_write_text(args.out, found.table().to_csv(index=False))
+    atomic_write_json(
+        args.summary,
+        {
+            "fdr": e["fdr"],
+            "listed": int(found.selected_.sum()),
+            "expected_clean": found.expected_clean_,
+            "clean_share": found.clean_share_,
+            "min_list": found.min_list_,
+            "n_calibration": int(points.queries.shape[1]),
+            "n_submodels": int(len(points.subsets)),
+            "unidentifiable": int(found.unidentifiable_.sum()),
+        },
+    )
 
 
 def cmd_evaluate(args) -> None:
@@ -193,6 +223,7 @@ def cmd_report(args) -> None:
         }
         if args.validation
         else None,
+        mislabels=(args.mislabels, args.mislabels_summary) if args.mislabels else None,
     )
 
 
@@ -227,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--first", type=int, required=True, help="index of the first subset")
     train.add_argument("--count", type=int, default=1, help="number of consecutive subsets")
     train.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    verb(
+    gather = verb(
         "gather",
         cmd_gather,
         "check submodel fingerprints and build the behaviour matrix",
@@ -235,6 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
         "masks",
         "submodels",
         "out",
+    )
+    gather.add_argument(
+        "--training-points",
+        type=Path,
+        help="also write the own-label probabilities of the training and query points "
+        "(submodels trained with training.training_points)",
+    )
+    verb(
+        "mislabels",
+        cmd_mislabels,
+        "out-of-subset values of the training points and the relabel list at the FDR",
+        "training-points",
+        "masks",
+        "out",
+        "summary",
     )
     estimate = verb(
         "estimate",
@@ -312,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--level-dir", action="append", type=Path, help="its results directory (same order)"
     )
+    for flag in ("mislabels", "mislabels-summary"):
+        report.add_argument(f"--{flag}", type=Path, help="the mislabels step's outputs (optional)")
     return parser
 
 

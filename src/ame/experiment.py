@@ -57,13 +57,24 @@ def _takes_seed(train_fn) -> bool:
     return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
 
 
-def _call(train_fn, with_seed: bool, index: int, indices: np.ndarray, seed: int):
-    """One evaluation, in a worker: (index, behaviours or None, the error's text or None)."""
+def _call(train_fn, with_seed: bool, pairs: bool, index: int, indices: np.ndarray, seed: int):
+    """One evaluation, in a worker: (index, behaviours or None, own-label scores or None, the
+    error's text or None); ``pairs``: ``train_fn`` returns (behaviours, own-label scores)."""
     try:
         value = train_fn(indices, seed) if with_seed else train_fn(indices)
-        return index, np.asarray(value, dtype=np.float64).reshape(-1), None
+        own = None
+        if pairs:
+            if not isinstance(value, tuple | list) or len(value) != 2:
+                raise TypeError(
+                    "with mislabels=True train_fn returns a pair (behaviours, own-label "
+                    "scores of the training points then the calibration points), got "
+                    f"{type(value).__name__}"
+                )
+            value, own = value
+            own = np.asarray(own, dtype=np.float64).reshape(-1)
+        return index, np.asarray(value, dtype=np.float64).reshape(-1), own, None
     except Exception as err:  # the user's code: report it with the subset, keep the others
-        return index, None, f"{type(err).__name__}: {err}"
+        return index, None, None, f"{type(err).__name__}: {err}"
 
 
 class AMEExperiment:
@@ -95,6 +106,12 @@ class AMEExperiment:
         A name and version for ``train_fn`` (for the cache); default: a hash of its source.
     progress : bool
         Show a progress bar.
+    mislabels : bool
+        ``train_fn`` returns a pair: the behaviours, and the probability the submodel gives each
+        training point's own label followed by each calibration point's (trusted labelled
+        points no subset contains). The same submodels then give every training point's
+        out-of-subset value and a relabel list at ``estimation.fdr`` (``mislabels_``, a fitted
+        :class:`ame.estimation.mislabel.MislabelDetector`; docs/how-to/mislabels.md).
     """
 
     def __init__(
@@ -109,6 +126,7 @@ class AMEExperiment:
         cache_dir: str | Path | None = None,
         function_id: str | None = None,
         progress: bool = True,
+        mislabels: bool = False,
     ):
         self.budget = budget
         self.design = design
@@ -119,6 +137,7 @@ class AMEExperiment:
         self.cache_dir = cache_dir
         self.function_id = function_id
         self.progress = progress
+        self.mislabels = mislabels
 
     def config(self) -> dict:
         """The validated params of this call: defaults, ``params``, then the constructor's."""
@@ -151,7 +170,7 @@ class AMEExperiment:
         identity = function_identity(train_fn, self.function_id) if self.cache_dir else None
         main = experiment(config, "points", "main", n_points)
         self.masks_ = main.draw(config, n_points)
-        Y = self._evaluate(train_fn, config, self.masks_, "main", identity)
+        Y, own = self._evaluate(train_fn, config, self.masks_, "main", identity)
         self.n_queries_ = Y.shape[1]
         names = list(query_names) if query_names is not None else [
             f"query {q}" for q in range(self.n_queries_)
@@ -170,6 +189,7 @@ class AMEExperiment:
         self.estimates_ = Estimates.from_estimator(estimator, config, behaviours, self.masks_)
         self.ame_ = self.estimates_.ame
         self.selected_ = self.estimates_.selected
+        self.mislabels_ = self._relabel_list(own, n_points) if self.mislabels else None
         self.lds_ = self.lds_mean_ = self.lds_interval_ = None
         if self.validation:
             self._validate(train_fn, config, n_points, identity)
@@ -199,11 +219,24 @@ class AMEExperiment:
                 )
         return pd.DataFrame(rows)
 
+    def _relabel_list(self, own: np.ndarray, n_points: int):
+        """The mislabel detector on the own-label scores: training points, then calibration."""
+        from ame.estimation.mislabel import MislabelDetector
+
+        if own.shape[1] <= n_points:
+            raise TrainFunctionError(
+                f"train_fn returned {own.shape[1]} own-label scores for {n_points} training "
+                "points: the calibration points' scores must follow (at least one)"
+            )
+        e = self.config_["estimation"]
+        detector = MislabelDetector(e["fdr"], e["ci_level"], random_state=e["random_state"])
+        return detector.fit(self.masks_.masks, own[:, :n_points], own[:, n_points:])
+
     def _validate(self, train_fn, config: dict, n_points: int, identity) -> None:
         from ame.evaluation.lds import lds, lds_interval, mean_over_queries
 
         held_out = experiment(config, "points", "validation", n_points).draw(config, n_points)
-        Y = self._evaluate(train_fn, config, held_out, "validation", identity)
+        Y, _ = self._evaluate(train_fn, config, held_out, "validation", identity)
         args = (self.ame_, held_out.masks, held_out.p, Y, held_out.design)
         self.validation_masks_ = held_out
         self.lds_, self.lds_notes_ = lds(*args)
@@ -211,33 +244,39 @@ class AMEExperiment:
         self.lds_interval_ = lds_interval(*args)
 
     # -- evaluations ------------------------------------------------------------------------
-    def _evaluate(self, train_fn, config: dict, masks: MaskSet, kind: str, identity) -> np.ndarray:
-        """Behaviours (subsets x queries) of ``train_fn`` on every subset of ``masks``: from
-        the cache where they are there, else computed (in parallel) and written as they finish."""
+    def _evaluate(self, train_fn, config: dict, masks: MaskSet, kind: str, identity) -> tuple:
+        """Behaviours (subsets x queries) of ``train_fn`` on every subset of ``masks``, and with
+        ``mislabels`` its own-label scores (subsets x points, else None): from the cache where
+        they are there, else computed (in parallel) and written as they finish."""
         from joblib import Parallel, delayed
         from tqdm.auto import tqdm
 
         store = self._store(kind, masks, identity)
         seeds = [training_seed(config, masks, i) for i in range(masks.n_subsets)]
         rows: dict[int, np.ndarray] = {}
+        owns: dict[int, np.ndarray] = {}
         if store is not None:
-            rows = self._cached(store, masks, seeds, identity)
+            rows, owns = self._cached(store, masks, seeds, identity)
         todo = [i for i in range(masks.n_subsets) if i not in rows]
-        with_seed = _takes_seed(train_fn)
+        with_seed, pairs = _takes_seed(train_fn), self.mislabels
         calls = (
-            delayed(_call)(train_fn, with_seed, i, np.flatnonzero(masks.point_mask(i)), seeds[i])
+            delayed(_call)(
+                train_fn, with_seed, pairs, i, np.flatnonzero(masks.point_mask(i)), seeds[i]
+            )
             for i in todo
         )
         failed = []
         results = Parallel(n_jobs=self.n_jobs, return_as="generator_unordered")(calls)
         bar = tqdm(results, total=len(todo), desc=f"{kind} subsets", disable=not self.progress)
-        for index, value, error in bar:
+        for index, value, own, error in bar:
             if error is not None:
                 failed.append((index, error))
                 continue
-            rows[index] = self._checked(value, index, rows)
+            rows[index] = self._checked(value, index, rows, "behaviours")
+            if pairs:
+                owns[index] = self._checked(own, index, owns, "own-label scores")
             if store is not None:
-                self._write(store, masks, seeds, identity, index, rows[index])
+                self._write(store, masks, seeds, identity, index, rows[index], owns.get(index))
         if failed:
             index, error = min(failed)
             kept = "kept in cache_dir" if store is not None else "lost (set cache_dir to keep them)"
@@ -245,16 +284,19 @@ class AMEExperiment:
                 f"train_fn raised on subset {index} (seed {seeds[index]}): {error}; "
                 f"{len(failed)} subset(s) failed, the other {len(rows)} evaluations are {kept}"
             )
-        return np.stack([rows[i] for i in range(masks.n_subsets)])
+        order = range(masks.n_subsets)
+        return np.stack([rows[i] for i in order]), (
+            np.stack([owns[i] for i in order]) if pairs else None
+        )
 
-    def _checked(self, value: np.ndarray, index: int, rows: dict) -> np.ndarray:
-        """One behaviour per query, finite, as many as the other subsets gave."""
+    def _checked(self, value: np.ndarray, index: int, rows: dict, what: str) -> np.ndarray:
+        """Finite numbers, as many as the other subsets gave."""
         if not np.isfinite(value).all():
-            raise TrainFunctionError(f"train_fn returned a non-finite behaviour for subset {index}")
+            raise TrainFunctionError(f"train_fn returned non-finite {what} for subset {index}")
         expected = next(iter(rows.values())).shape if rows else None
         if value.size == 0 or (expected is not None and value.shape != expected):
             raise TrainFunctionError(
-                f"train_fn returned {value.size} behaviours for subset {index}; "
+                f"train_fn returned {value.size} {what} for subset {index}; "
                 + (f"the others returned {expected[0]}" if expected else "expected at least one")
             )
         return value
@@ -293,17 +335,20 @@ class AMEExperiment:
             "p": float(masks.p[index]),
             "seed": int(seeds[index]),
             "function": identity,
+            **({"mislabels": True} if self.mislabels else {}),  # its files hold the scores too
         }
 
-    def _cached(self, store: SubmodelStore, masks: MaskSet, seeds, identity) -> dict:
-        rows = {}
+    def _cached(self, store: SubmodelStore, masks: MaskSet, seeds, identity) -> tuple:
+        rows, owns = {}, {}
         for index in range(masks.n_subsets):
             if not store.path(index).exists():
                 continue
             expected = self._fingerprint(masks, seeds, identity, index)
             shape = next(iter(rows.values())).shape if rows else None  # as the first one's
             rows[index] = store.read(index, expected, shape)[0]
-        return rows
+            if self.mislabels:
+                owns[index] = store.read_training_points(index, None)[0]
+        return rows, owns
 
-    def _write(self, store: SubmodelStore, masks, seeds, identity, index: int, value) -> None:
-        store.write(index, value, self._fingerprint(masks, seeds, identity, index))
+    def _write(self, store, masks, seeds, identity, index: int, value, own=None) -> None:
+        store.write(index, value, self._fingerprint(masks, seeds, identity, index), None, own)

@@ -42,6 +42,10 @@ def test_a_small_game_by_hand():
     assert found.pvalues_[1] == 1.0
     assert found.selected_.tolist() == [True, False, False]
     assert found.relabel_order_.tolist() == [0]
+    table = found.table()
+    assert table["point"].tolist() == [0, 1, 2]  # the listed point first, then by value
+    assert table["listed"].tolist() == [True, False, False]
+    assert table["n_out"].tolist() == [2, 2, 0]
 
 
 def planted_game(rng, n_points=200, n_calibration=200, n_subsets=300, noise=0.1):

@@ -10,6 +10,7 @@ from ame.pipeline import params
 from ame.pipeline.plan import design
 from ame.pipeline.provenance import (
     NOT_SUBMODEL,
+    ONLY_WHEN_ON,
     SUBMODEL_SECTIONS,
     run_key,
     submodel_fingerprint,
@@ -40,7 +41,7 @@ def _other_value(value):
 
 
 def test_every_excluded_setting_exists_in_the_schema():
-    for section, keys in NOT_SUBMODEL.items():
+    for section, keys in (*NOT_SUBMODEL.items(), *ONLY_WHEN_ON.items()):
         assert section in SUBMODEL_SECTIONS
         assert set(keys) <= _schema_keys(section), section
 
@@ -58,7 +59,9 @@ def test_every_key_is_classified_and_only_excluded_keys_keep_the_run_key(config,
             section == "dataset" and key in scenarios.get(config).ignored
         )
         assert (run_key(changed) == run_key(config)) == excluded, f"{section}.{key}"
-        assert (key in submodel_settings(config)[section]) != excluded
+        when_on = key in ONLY_WHEN_ON.get(section, ())  # counted only when on (off by default)
+        assert (key in submodel_settings(config)[section]) == (not excluded and not when_on)
+        assert (key in submodel_settings(changed)[section]) == (not excluded)
 
 
 def test_the_default_run_key_is_unchanged(config):

@@ -114,6 +114,10 @@ def copy_of_done(done, tmp_path) -> Path:
         ),
         ({"dataset": {"n_sources": 1}}, "dataset.n_sources: 1 is less than the minimum of 2"),
         ({"hierarchy": {"enabled": "yes"}}, "hierarchy.enabled: 'yes' is not of type 'boolean'"),
+        (
+            {"training": {"training_points": True}},
+            "training.training_points: the digits scenario gives no outputs on training points",
+        ),
     ],
     ids=lambda value: json.dumps(value) if isinstance(value, dict) else "",
 )

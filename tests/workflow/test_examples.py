@@ -49,8 +49,27 @@ def test_example_runs_with_dvc_repro_and_reports(tmp_path, example):
     assert metrics["n_submodels"] == overlay["sampling"]["n_subsets"]
     direction = overlay["estimation"].get("direction", "positive")
     check_run(study / "results/estimates.npz", study / "data/prepared/dataset.npz", direction)
-    assert (study / "results/report.md").read_text().startswith("# AME report")
+    report = (study / "results/report.md").read_text()
+    assert report.startswith("# AME report")
+    if overlay["training"].get("training_points"):  # the relabel list from the same submodels
+        check_relabel_list(study, metrics["n_submodels"])
+        assert "## Labels to check" in report
     again = run(["dvc", "repro"], study)
     assert "Data and pipelines are up to date" in again.stdout
     (study / "plugin.py").write_text((study / "plugin.py").read_text() + "\n# edited\n")
     assert "run" in run(["dvc", "status"], study).stdout  # the plug-in file is a dependency
+
+
+def check_relabel_list(study, n_submodels):
+    """mislabels.csv values every training point, listed ones first; its summary counts them;
+    the flipped labels (the plug-in's ground truth) make up most of a non-empty list."""
+    import numpy as np
+    import pandas as pd
+
+    table = pd.read_csv(study / "results/mislabels.csv")
+    summary = json.loads((study / "results/mislabels.json").read_text())
+    truth = np.load(study / "data/prepared/dataset.npz")["ground_truth"]
+    assert len(table) == 398 and summary["n_submodels"] == n_submodels
+    assert summary["listed"] == table["listed"].sum() and table["listed"].is_monotonic_decreasing
+    listed = table.loc[table["listed"], "point"]
+    assert summary["listed"] > 0 and listed.isin(truth).mean() >= 0.8

@@ -35,6 +35,17 @@ try:
             f"behaviour.kind: {config['behaviour']['kind']} needs one class per query, which "
             f"the plug-in's describe() does not give (classes); use kind: raw"
         )
+    if config["training"]["training_points"] and not DESCRIPTION.get("training_outputs"):
+        raise ame_params.ParamsError(
+            f"training.training_points: the {config['dataset']['name']} scenario gives no "
+            "outputs on training points; a plug-in whose describe() says training_outputs "
+            "does (docs/how-to/mislabels.md)"
+        )
+    if config["training"]["training_points"] and config["hierarchy"]["enabled"]:
+        raise ame_params.ParamsError(
+            "training.training_points: the relabel list is a flat study's; set "
+            "hierarchy.enabled: false"
+        )
     if config["hierarchy"]["enabled"] and DESCRIPTION["n_sources"] < 2:
         raise ame_params.ParamsError(
             f"hierarchy.enabled: {config['dataset']['path']} has no `source` array "
@@ -49,6 +60,7 @@ ENV = "../envs/ame.yaml"
 DATASET = "data/prepared/dataset.npz"
 KEY = run_key(config)
 HIERARCHICAL = config["hierarchy"]["enabled"]
+TRAINING_POINTS = config["training"]["training_points"]
 LEVELS = ame_plan.levels(config)
 STORE = SubmodelStore(
     "", config["training"]["subsets_per_job"], config["training"]["save_weights"]

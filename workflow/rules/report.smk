@@ -1,5 +1,11 @@
 # One report for the study; in a hierarchy it also reads the other levels' results.
 OTHER_LEVELS = [level for level in LEVELS if level != "points"]
+# the mislabels step's outputs, by the report's option (training.training_points)
+MISLABEL_FILES = (
+    {"mislabels": out("points", "mislabels.csv"), "mislabels-summary": out("points", "mislabels.json")}
+    if TRAINING_POINTS
+    else {}
+)
 
 
 rule report:
@@ -16,6 +22,7 @@ rule report:
             for name in ("estimates.npz", "metrics.json", "budget_curve.csv")
         ]
         + [validation_files(level)["validation"] for level in OTHER_LEVELS if level in VALIDATED_LEVELS],
+        mislabels=MISLABEL_FILES.values(),
     output:
         report="results/report.md",
         plots=directory("results/plots"),
@@ -28,6 +35,7 @@ rule report:
         validation=" ".join(
             f"--{flag} {path}" for flag, path in validation_files("points").items()
         ),
+        mislabels=" ".join(f"--{flag} {path}" for flag, path in MISLABEL_FILES.items()),
     log:
         "logs/report.log",
     resources:
@@ -39,4 +47,4 @@ rule report:
         "{params.ame} report --params {params.config} --dataset {input.dataset} "
         "--estimates {input.estimates} --metrics {input.metrics} --curve {input.curve} "
         "--per-query {input.per_query} --out {output.report} --plots-dir {output.plots} "
-        "{params.levels} {params.validation} > {log} 2>&1"
+        "{params.levels} {params.validation} {params.mislabels} > {log} 2>&1"

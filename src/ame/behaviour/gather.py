@@ -1,7 +1,9 @@
 """The gather step: stored submodel outputs to the behaviour matrix Y (subsets x queries).
 
 Gathering checks every file's fingerprint against the current masks and params (through the
-submodel store) and reads exactly the subsets of the current budget, nothing else.
+submodel store) and reads exactly the subsets of the current budget, nothing else. With
+``training.training_points`` it also reduces each submodel's outputs on the training points to
+the probability of each point's own label (:class:`TrainingPoints`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ame.artifacts import ArtifactError, atomic_savez, load_npz
-from ame.behaviour.kinds import behaviour_matrix, query_names, query_points
+from ame.behaviour.kinds import behaviour_matrix, query_names, query_points, reduce_logits
 from ame.data import Dataset
 from ame.pipeline import provenance
 from ame.pipeline.submodels import SubmodelStore
@@ -91,3 +93,40 @@ def gather(config: dict, dataset: Dataset, masks: MaskSet, store: SubmodelStore)
         excluded,
         query_points(b["n_queries"], b["aggregate"]),
     )
+
+
+@dataclass
+class TrainingPoints:
+    """Per kept submodel (row): the probability it gives each training point's own label, and
+    each query point's class: the out-of-subset values of the training points, and of the
+    calibration points when the queries are held-out labelled points
+    (``ame.estimation.mislabel``)."""
+
+    subsets: np.ndarray  # int64 (n_rows,): subset index of each row
+    own: np.ndarray  # (n_rows, n_points)
+    queries: np.ndarray  # (n_rows, n_query_points)
+
+    def save(self, path: str | Path) -> None:
+        atomic_savez(path, subsets=self.subsets, own=self.own, queries=self.queries)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainingPoints:
+        a = load_npz(path, required=("subsets", "own", "queries"))
+        return cls(a["subsets"], a["own"], a["queries"])
+
+
+def gather_training_points(
+    dataset: Dataset, store: SubmodelStore, subsets: np.ndarray
+) -> TrainingPoints:
+    """The own-label probabilities of the ``subsets`` gather kept (their fingerprints checked
+    there), from their files' outputs on the training and the query points."""
+    if (dataset.y_train < 0).any():
+        raise ArtifactError(
+            "training.training_points: the dataset gives no label for some training points"
+        )
+    on_training, on_queries = zip(
+        *(store.read_training_points(int(i), dataset.n_points) for i in subsets), strict=True
+    )
+    own = reduce_logits(np.stack(on_training), dataset.y_train, "probability")
+    queries = reduce_logits(np.stack(on_queries), dataset.y_query, "probability")
+    return TrainingPoints(subsets, own.astype(np.float32), queries.astype(np.float32))

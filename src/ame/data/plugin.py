@@ -11,8 +11,15 @@ provides two functions, NumPy in and out (docs/tutorials/plugin.md):
     ``ground_truth`` (indices of the points known to matter: evaluation only), ``labels`` (one
     integer label per training point, for display), ``train_display`` and ``query_display``
     (images of shape (n, H, W) or (n, C, H, W), or one string per point, for the report).
+    ``training_outputs: True`` says that ``train`` also returns the outputs on every training
+    point; with ``labels`` (each training point's class) and ``classes`` of queries that are
+    held-out points with their true classes (the calibration points), the workflow's
+    ``training.training_points`` gives out-of-subset values and a relabel list at the FDR
+    (docs/how-to/mislabels.md).
 ``train(indices, seed, device, options) -> array of shape (n_queries, n_outputs)``
-    Train on the training points ``indices`` (int64 array) and return the outputs on every query.
+    Train on the training points ``indices`` (int64 array) and return the outputs on every query;
+    with ``training_outputs``, a pair: those and the outputs on every training point,
+    ``(n_points, n_outputs)``.
 ``train_batch(list_of_indices, seeds, device, options) -> list of arrays`` (optional)
     Several subsets in one call, for plug-ins that vectorize.
 
@@ -41,6 +48,7 @@ OPTIONAL = (
     "labels",
     "train_display",
     "query_display",
+    "training_outputs",
 )
 
 
@@ -140,6 +148,22 @@ def description(d: dict) -> dict:
         and (out["classes"] < out["n_outputs"]).all()
     ):
         raise PluginError(f"plugin {spec}: describe() classes must be integers in [0, n_outputs)")
+    if raw.get("training_outputs"):
+        labels = out.get("labels")
+        if (
+            labels is None
+            or "classes" not in out
+            or not (
+                np.issubdtype(labels.dtype, np.integer)
+                and (0 <= labels).all()
+                and (labels < out["n_outputs"]).all()
+            )
+        ):
+            raise PluginError(
+                f"plugin {spec}: describe() training_outputs needs labels (each training "
+                "point's own class, integers in [0, n_outputs)) and the queries' classes"
+            )
+        out["training_outputs"] = True
     if raw.get("ground_truth") is not None:
         truth = np.asarray(raw["ground_truth"], dtype=np.int64).ravel()
         if ((truth < 0) | (truth >= n)).any():
@@ -156,6 +180,7 @@ def describe(d: dict) -> dict:
         "n_query_points": len(desc["queries"]),
         "n_sources": 0 if sources is None else len(np.unique(sources)),
         "has_classes": "classes" in desc,
+        "training_outputs": desc.get("training_outputs", False),
     }
 
 
@@ -184,6 +209,7 @@ def build(d: dict) -> Dataset:
         "n_outputs": desc["n_outputs"],
         "query_names": desc["queries"],
         "has_classes": "classes" in desc,
+        "training_outputs": desc.get("training_outputs", False),
     }
     if source_names is not None:
         meta["source_names"] = source_names

@@ -10,8 +10,10 @@ with *calibration points*, labelled points that no submodel trained on (the vali
 points of a study) and whose labels are trusted, scored by the same submodels. A calibration
 point averages over the out-of-subset rows of a training column drawn at random, so it sees as
 many submodels of the same sizes as a training point does. Then a clean training point and a
-calibration point are exchangeable, the conformal p-value (1 + calibration values at or below
-the point's) / (n + 1) is valid for a clean label, and Benjamini–Hochberg on these p-values
+calibration point are nearly exchangeable (the same data distribution and the same kind of
+submodels; not the very same rows: a point's own rows are those that left *it* out), the
+conformal p-value (1 + calibration values at or below the point's) / (n + 1) is valid for a
+clean label up to that, and Benjamini–Hochberg on these p-values
 controls the false discovery rate of the relabel list (Bates, Candès, Lei, Romano and Sesia,
 "Testing for outliers with conformal p-values", Ann. Statist. 2023). No flipped label, and no
 guess at the noise rate, enters the selection.
@@ -125,6 +127,25 @@ class MislabelDetector:
         n_calibration = int((~np.isnan(self.calibration_values_)).sum())
         self.min_list_ = math.ceil(known.size / (self.fdr * (n_calibration + 1))) if self.fdr else 0
         return self
+
+    def table(self):
+        """The points as a user relabels them: listed first, lowest value first, each with its
+        value, interval, p-value and number of submodels that left it out (pandas)."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "point": np.arange(self.value_.size),
+                "value": self.value_,
+                "ci_low": self.ci_low_,
+                "ci_high": self.ci_high_,
+                "pvalue": self.pvalues_,
+                "n_out": self.n_out_,
+                "listed": self.selected_,
+            }
+        )
+        frame = frame.sort_values(["listed", "value"], ascending=[False, True], kind="stable")
+        return frame.reset_index(drop=True)
 
     def _checked(self, masks, scores, calibration_scores):
         check_fdr(self.fdr)

@@ -24,6 +24,9 @@ NOT_SUBMODEL = {
     "sampling": ("n_subsets", "c", "k"),
     "training": ("device", "deterministic", "vectorize", "subsets_per_job"),
 }
+#: Switches that add outputs to every submodel file: they count when on only, so that the runs
+#: trained before they existed keep their keys (and their submodels).
+ONLY_WHEN_ON = {"training": ("training_points",)}
 
 
 def package_version() -> str:
@@ -41,6 +44,7 @@ def submodel_settings(config: dict) -> dict:
             key: value
             for key, value in config[section].items()
             if key not in NOT_SUBMODEL.get(section, ())
+            and (value or key not in ONLY_WHEN_ON.get(section, ()))
         }
         for section in SUBMODEL_SECTIONS
     }

@@ -3,10 +3,12 @@
 It owns the file layout (names, the pack a subset belongs to), atomic writes, reading and the
 fingerprint check; training and gathering hand it arrays and never build a path themselves.
 
-Layout: ``<dir>/subset_000123.npz`` holds the outputs of subset 123 on every query point and its
-fingerprint (JSON, ``ame.pipeline.provenance``); ``subset_000123.safetensors`` its weights when
-``training.save_weights`` is on. A training job trains one *pack* of ``subsets_per_job``
-consecutive subsets, a power of ten, so the pack of a subset is the leading digits of its index.
+Layout: ``<dir>/subset_000123.npz`` holds the outputs of subset 123 on every query point
+(``logits``), on every training point when ``training.training_points`` is on
+(``training_logits``), and its fingerprint (JSON, ``ame.pipeline.provenance``);
+``subset_000123.safetensors`` its weights when ``training.save_weights`` is on. A training job
+trains one *pack* of ``subsets_per_job`` consecutive subsets, a power of ten, so the pack of a
+subset is the leading digits of its index.
 """
 
 from __future__ import annotations
@@ -93,18 +95,36 @@ class SubmodelStore:
         ]
 
     # -- writing and reading ------------------------------------------------------------------
-    def write(self, index: int, outputs: np.ndarray, record: dict, weights=None) -> None:
+    def write(
+        self, index: int, outputs: np.ndarray, record: dict, weights=None, on_training=None
+    ) -> None:
         """Store subset ``index``: weights first, then the outputs file, which marks it done."""
         if self.save_weights and weights is not None:
             from safetensors.torch import save_file
 
             with atomic_path(self.path(index, ".safetensors")) as tmp:
                 save_file(weights, str(tmp))
+        extra = {} if on_training is None else {"training_logits": on_training}
         atomic_savez(
             self.path(index),
             logits=outputs,
             fingerprint=np.array(json.dumps(record, sort_keys=True)),
+            **extra,
         )
+
+    def read_training_points(
+        self, index: int, n_points: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The outputs of subset ``index`` on every training point (``n_points`` of them; None:
+        any number) and on every query point (read after :meth:`read` checked its fingerprint,
+        which says the run asked for them)."""
+        arrays = load_npz(self.path(index), required=("logits", "training_logits"))
+        if n_points is not None and len(arrays["training_logits"]) != n_points:
+            raise ArtifactError(
+                f"subset {index} ({self.path(index)}): outputs on "
+                f"{len(arrays['training_logits'])} training points, expected {n_points}"
+            )
+        return arrays["training_logits"], arrays["logits"]
 
     def read(
         self, index: int, expected: dict, shape: tuple[int, ...] | None

@@ -29,10 +29,12 @@ def write_report(
     plots_dir,
     levels: dict | None = None,
     validation: dict | None = None,
+    mislabels: tuple | None = None,
 ) -> None:
     """Write report.md and its plots; ``levels`` maps the study's other experiments (sources,
     flat) to their results directories; ``validation`` names the validate step's outputs
-    (``summary``, ``per_query``, ``curve``, ``predictions``)."""
+    (``summary``, ``per_query``, ``curve``, ``predictions``); ``mislabels`` the mislabels
+    step's (table, summary)."""
     plots_dir = Path(plots_dir)
     run = Run(
         config,
@@ -69,6 +71,13 @@ def write_report(
         *evidence,
         *hierarchy,
         *sections.summary_section(run),
+        *(
+            sections.mislabels_section(
+                load_csv(mislabels[0]), load_json(mislabels[1]), run.dataset.ground_truth
+            )
+            if mislabels
+            else []
+        ),
         *sections.flags_section(run.metrics, run.per_query),
         *sections.ground_truth_caveat(run),
         *sections.budget_section(run),

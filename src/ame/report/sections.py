@@ -338,3 +338,39 @@ def validation_section(paths: dict, leads: bool, plots_dir: Path, rel: Path) -> 
     ]
     lines += [f"![{name}]({rel / name})" for name in plots] + [""]
     return lines
+
+
+MISLABELS_SHOWN = 20  # rows of the relabel list in the report (mislabels.csv holds every point)
+
+
+def mislabels_section(table: pd.DataFrame, summary: dict, ground_truth) -> list[str]:
+    """The relabel list (``training.training_points``): the points to relabel first, and how
+    many clean points to expect among them; the flipped set, where known, only marks them."""
+    listed = table[table["listed"]].head(MISLABELS_SHOWN).copy()
+    lines = [
+        "## Labels to check",
+        "",
+        f"Each training point's out-of-subset value: the mean probability its own label gets "
+        f"from the submodels that left it out ({summary['n_submodels']} submodels). "
+        f"**{summary['listed']} points to relabel** at FDR {summary['fdr']}: about "
+        f"{summary['expected_clean']:.1f} of them are expected to be clean, calibrated on "
+        f"the {summary['n_calibration']} query points (held-out points with their true classes).",
+        "",
+    ]
+    if not summary["listed"]:
+        lines += [
+            f"Nothing is listed: with {summary['n_calibration']} calibration points a list "
+            f"needs at least {summary['min_list']} points (more held-out points, or a larger "
+            "`estimation.fdr`).",
+            "",
+        ]
+        return lines
+    if ground_truth is not None:
+        listed["in ground truth"] = listed["point"].isin(np.asarray(ground_truth))
+    lines += [
+        listed.to_markdown(index=False, floatfmt=".3f"),
+        "",
+        f"All points, listed first: `mislabels.csv` (the first {MISLABELS_SHOWN} shown).",
+        "",
+    ]
+    return lines

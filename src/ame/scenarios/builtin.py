@@ -61,7 +61,8 @@ class Plugin(Scenario):
     def trainer(self, dataset: Dataset, config: dict, device):
         from ame.training.plugin import PluginTrainer
 
-        return PluginTrainer(dataset, config["dataset"]["options"], str(device))
+        options, points = config["dataset"]["options"], config["training"]["training_points"]
+        return PluginTrainer(dataset, options, str(device), points)
 
     def submodel_settings(self, d: dict) -> dict:
         """All of the plug-in's settings and the content hash of its source file: editing the

@@ -28,8 +28,9 @@ class BuiltinTrainer:
 
     def fit(
         self, rows: list[np.ndarray], seeds: list[int], subsets: list[int]
-    ) -> list[tuple[np.ndarray, dict | None]]:
-        """(query logits, weights to keep or None) of one submodel per subset."""
+    ) -> list[tuple[np.ndarray, dict | None, None]]:
+        """(query logits, weights to keep or None, no training-point outputs: only a plug-in
+        whose queries are held-out labelled points gives those) of one submodel per subset."""
         row_sets = [torch.as_tensor(r, device=self.X.device) for r in rows]
         if self.settings["vectorize"]:
             models = vectorized.fit_submodels(
@@ -45,5 +46,5 @@ class BuiltinTrainer:
             weights = None
             if self.settings["save_weights"]:
                 weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-            results.append((predict(model, self.X_query, self.settings), weights))
+            results.append((predict(model, self.X_query, self.settings), weights, None))
         return results

@@ -1,7 +1,8 @@
 """Training submodels on subsets: one subset at a time, or a pack of consecutive subsets per job.
 
 Every submodel gets the same number of optimizer steps whatever its subset size, so small subsets
-converge too, and writes its raw logits on every query point: new behaviours need no retraining.
+converge too, and writes its raw logits on every query point: new behaviours need no retraining;
+with ``training.training_points``, on every training point too.
 How one submodel is trained lives in ``ame.training.fit``; with ``training.vectorize`` the small
 models of a job are trained together by ``ame.training.vectorized`` (same models, same files,
 faster). Files are the submodel store's business (``ame.pipeline.submodels``).
@@ -58,12 +59,14 @@ def train_subsets(
         block = range(first, min(first + trainer.chunk, indices.stop))
         results = _train_block(trainer, masks, block, config, dataset_fp)
         share = (time.perf_counter() - t0) / len(block)
-        for index, (outputs, weights, status, attempt, seed, fingerprint) in results.items():
+        for index, (fitted, status, attempt, seed, fingerprint) in results.items():
+            outputs, weights, on_training = fitted
             store.write(
                 index,
                 outputs,
                 provenance.submodel_record(fingerprint, status, attempt, seed),
                 weights,
+                on_training,
             )
             log.info(
                 "subset %d: p=%.3f, %d points, %s in %.3fs",
@@ -87,8 +90,8 @@ def _train_block(trainer, masks: MaskSet, block: range, config: dict, dataset_fp
     A submodel with non-finite outputs is retrained once with another seed, then recorded as
     diverged (gather excludes and counts it). A plug-in whose code raises is retried once with
     another seed; if it raises again the job stops with one line naming the plug-in and the
-    subset (packs already written are kept). Returns, per subset index: (outputs, weights,
-    status, attempts, trained seed, fingerprint).
+    subset (packs already written are kept). Returns, per subset index: ((outputs, weights,
+    training-point outputs), status, attempts, trained seed, fingerprint).
     """
     rows = {i: np.flatnonzero(masks.point_mask(i)) for i in block}
     fingerprints = {i: provenance.submodel_fingerprint(config, dataset_fp, masks, i) for i in block}
@@ -108,9 +111,10 @@ def _train_block(trainer, masks: MaskSet, block: range, config: dict, dataset_fp
             log.warning("%s (attempt %d); retrying with another seed", raised, attempt)
             continue
         diverged = []
-        for index, seed, (outputs, weights) in zip(pending, seeds, fitted, strict=True):
-            status = "ok" if np.isfinite(outputs).all() else "diverged"
-            results[index] = (outputs, weights, status, attempt, seed, fingerprints[index])
+        for index, seed, outputs in zip(pending, seeds, fitted, strict=True):
+            finite = all(np.isfinite(o).all() for o in (outputs[0], outputs[2]) if o is not None)
+            status = "ok" if finite else "diverged"
+            results[index] = (outputs, status, attempt, seed, fingerprints[index])
             if status == "diverged":
                 log.warning(
                     "subset %d: non-finite outputs with seed %d (attempt %d)", index, seed, attempt
