@@ -1,4 +1,5 @@
-"""A quality bar for workflow tests, derived from each test's own planted truth.
+"""Quality bars derived from each test's own planted truth: the ranking bar of the workflow
+tests, and the false discovery rate of a selection over many planted replicates.
 
 At the tiny budgets of the workflow tests the LASSO often selects nothing, yet the debiased AMEs
 (``ame_debiased`` in estimates.npz: every unit, no shrinkage) must rank the planted units above
@@ -52,3 +53,22 @@ def check_run(results: str, dataset: str, direction: str = "positive") -> float:
     truth = data.source_truth() if estimates.unit == "source" else data.ground_truth
     positions = np.flatnonzero(np.isin(estimates.ids, truth))  # restricted levels: their columns
     return assert_finds_the_planted_units(estimates, positions, direction)
+
+
+def false_discovery_proportions(selected, true):
+    """Per query (row): the share of the selected units whose true effect is zero."""
+    false = (selected & (true == 0)).sum(1)
+    return false / np.maximum(selected.sum(1), 1)
+
+
+def assert_fdr_controlled(fdp, fdr, margin):
+    """Mean FDP over all replicates <= q + margin, a bound that a true FDR of 2q would fail.
+
+    An FDP with mean μ has variance at most μ(1 − μ); at μ = 2q the mean of n of them then has a
+    standard error of at most sqrt(2q(1 − 2q) / n), and the test only passes if q + margin lies
+    more than three of those below 2q.
+    """
+    fdp = np.concatenate(fdp)
+    resolution = 3 * np.sqrt(2 * fdr * (1 - 2 * fdr) / fdp.size)
+    assert fdr + margin <= 2 * fdr - resolution  # the test can tell q from 2q
+    assert fdp.mean() <= fdr + margin

@@ -16,6 +16,7 @@ import ame
 from ame.errors import UserError
 from ame.experiment import TrainFunctionError
 from ame.pipeline import params
+from ame.sampling import STREAMS
 
 N_POINTS = 60
 EFFECTS = np.zeros(N_POINTS)
@@ -182,6 +183,48 @@ def test_mislabels_come_from_the_same_subsets_and_keep_their_cache(tmp_path):
     with pytest.raises(TrainFunctionError, match="the calibration points' scores must follow"):
         short = experiment(budget=10, mislabels=True)
         short.fit(lambda idx, seed: (1.0, np.ones(N_POINTS)), N_POINTS)
+
+
+def two_stages(others: str, **kwargs) -> ame.AMEExperiment:
+    """240 subsets: 120 screen all 60 points, 120 vary the 15 candidates (BH: five planted
+    points are too few for Knockoff+ at q = 0.1, which needs ten)."""
+    stages = {"enabled": True, "candidates": 0.25, "others": others}
+    settings = {**SETTINGS, "stages": stages, "estimation": {"selection": "bh"}}
+    return experiment(budget=240, params=settings, **kwargs)
+
+
+@pytest.mark.parametrize(("others", "estimand"), [("sampled", "design"), ("in", "others_in")])
+def test_two_stages_estimate_the_screens_candidates_on_fresh_subsets(others, estimand, tmp_path):
+    cached = {"validation": 60, "cache_dir": tmp_path, "function_id": "planted-v1"}
+    run = two_stages(others, **cached).fit(train_fn, N_POINTS)
+    assert run.screen_masks_.n_subsets == run.masks_.n_subsets == 120
+    assert set(range(5)) <= set(run.candidates_) and len(run.candidates_) == 15
+    assert run.estimates_.ids.tolist() == run.candidates_.tolist()
+    assert run.estimates_.estimand == estimand and run.screen_.estimand == "design"
+    # the screen is the plain run's first subsets; the second stage's are fresh
+    plain = experiment(budget=120).fit(train_fn, N_POINTS)
+    np.testing.assert_array_equal(run.screen_masks_.packed, plain.masks_.packed)
+    np.testing.assert_array_equal(run.screen_.ame, plain.estimates_.ame)
+    assert not np.array_equal(run.masks_.point_mask(0), plain.masks_.point_mask(0))
+    others_in = run.masks_.units is not None
+    assert others_in == (others == "in")
+    if others_in:  # every non-candidate is in every subset
+        rest = np.setdiff1d(np.arange(N_POINTS), run.candidates_)
+        assert all(run.masks_.point_mask(i)[rest].all() for i in range(5))
+    # effects of the candidates only: NaN elsewhere, the planted ones found and selected
+    assert np.isnan(np.delete(run.ame_, run.candidates_, axis=1)).all()
+    assert_finds_the_planted_units(run.estimates_, np.flatnonzero(run.candidates_ < 5))
+    assert run.selected_[:, :5].mean() > 0.8 and run.selected_[:, 5:].sum() <= 3  # of 18
+    # validated on held-out subsets of the second stage's design
+    assert run.validation_masks_.stream == STREAMS["validation_candidates"]
+    assert (run.validation_masks_.units is not None) == others_in
+    assert run.lds_mean_ > 0.6
+    # a rerun reads every evaluation from the cache
+    calls = []
+    two_stages(others, **cached).fit(
+        lambda idx, seed: calls.append(seed) or train_fn(idx, seed), N_POINTS
+    )
+    assert not calls
 
 
 def test_bad_arguments_are_one_line_naming_them():

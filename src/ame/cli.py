@@ -134,7 +134,7 @@ def cmd_mislabels(args) -> None:
             "expected_clean": found.expected_clean_,
             "clean_share": found.clean_share_,
             "min_list": found.min_list_,
-            "n_calibration": int(points.queries.shape[1]),
+            "n_calibration": found.n_calibration_,  # those with a value: what min_list counts
             "n_submodels": int(len(points.subsets)),
             "unidentifiable": int(found.unidentifiable_.sum()),
         },

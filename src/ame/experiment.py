@@ -14,8 +14,6 @@ function, design, seed and number of points (``experiment.json``); any other is 
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -26,55 +24,11 @@ from ame.pipeline import params as ame_params
 from ame.pipeline.plan import experiment, training_seed
 from ame.pipeline.submodels import SubmodelStore
 from ame.sampling import MaskSet
+from ame.sampling.hierarchy import restriction
+from ame.sampling.stages import screen_candidates
+from ame.train_fn import TrainFunctionError, call, function_identity, takes_seed
 
-
-class TrainFunctionError(UserError):
-    """``train_fn`` raised, or returned something that is not one behaviour per query."""
-
-
-def function_identity(train_fn, function_id: str | None) -> str:
-    """How a cache knows the function: the name and version the caller gives, else a hash of
-    its source code (where Python can read it)."""
-    if function_id is not None:
-        return f"id:{function_id}"
-    try:
-        source = inspect.getsource(train_fn)
-    except (OSError, TypeError) as err:
-        raise UserError(
-            f"function_id: the source of train_fn cannot be read ({err}); name it, e.g. "
-            "function_id='my_model-v1', to use a cache"
-        ) from err
-    return "source:" + hashlib.sha256(source.encode()).hexdigest()[:16]
-
-
-def _takes_seed(train_fn) -> bool:
-    """``train_fn(indices, seed)`` gets the run plan's training seed; ``train_fn(indices)`` not."""
-    try:
-        parameters = list(inspect.signature(train_fn).parameters.values())
-    except (TypeError, ValueError):
-        return False
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in parameters)
-
-
-def _call(train_fn, with_seed: bool, pairs: bool, index: int, indices: np.ndarray, seed: int):
-    """One evaluation, in a worker: (index, behaviours or None, own-label scores or None, the
-    error's text or None); ``pairs``: ``train_fn`` returns (behaviours, own-label scores)."""
-    try:
-        value = train_fn(indices, seed) if with_seed else train_fn(indices)
-        own = None
-        if pairs:
-            if not isinstance(value, tuple | list) or len(value) != 2:
-                raise TypeError(
-                    "with mislabels=True train_fn returns a pair (behaviours, own-label "
-                    "scores of the training points then the calibration points), got "
-                    f"{type(value).__name__}"
-                )
-            value, own = value
-            own = np.asarray(own, dtype=np.float64).reshape(-1)
-        return index, np.asarray(value, dtype=np.float64).reshape(-1), own, None
-    except Exception as err:  # the user's code: report it with the subset, keep the others
-        return index, None, None, f"{type(err).__name__}: {err}"
+__all__ = ["AMEExperiment", "TrainFunctionError"]
 
 
 class AMEExperiment:
@@ -99,7 +53,10 @@ class AMEExperiment:
         Seed of the subsets (``sampling.seed``); the training seeds follow ``training.seed``.
     params : dict, optional
         Settings that differ from the defaults, shaped like ``params.yaml`` (``estimation``:
-        the estimator; ``training``: ``seed`` and ``seed_policy``).
+        the estimator; ``training``: ``seed`` and ``seed_policy``; ``stages``: a two-stage
+        design, whose screen fills ``screen_``, ``screen_masks_`` and ``candidates_`` while
+        ``estimates_`` and ``ame_`` (NaN outside the candidates) are the second stage's;
+        docs/how-to/stages.md).
     cache_dir : str or Path, optional
         Where each finished evaluation is kept: a rerun resumes, a larger budget reuses.
     function_id : str, optional
@@ -158,42 +115,84 @@ class AMEExperiment:
         return config
 
     def fit(self, train_fn, n_points: int, query_names: list[str] | None = None) -> AMEExperiment:
-        """Evaluate ``train_fn`` on the subsets, estimate the effects, validate them."""
-        from ame.behaviour.gather import Behaviours
-        from ame.estimation.results import Estimates, estimator_from_params
-
+        """Evaluate ``train_fn`` on the subsets, estimate the effects, validate them; with
+        ``stages.enabled`` in ``params``, screen first, then estimate on the candidates."""
         if not callable(train_fn):
             raise UserError(f"train_fn: expected a function, got {type(train_fn).__name__}")
         if not isinstance(n_points, int | np.integer) or n_points < 2:
             raise UserError(f"n_points: expected an integer >= 2, got {n_points!r}")
         self.config_ = config = self.config()
         identity = function_identity(train_fn, self.function_id) if self.cache_dir else None
-        main = experiment(config, "points", "main", n_points)
-        self.masks_ = main.draw(config, n_points)
-        Y, own = self._evaluate(train_fn, config, self.masks_, "main", identity)
+        staged = config["stages"]["enabled"]
+        self.screen_ = self.screen_masks_ = self.candidates_ = None
+        first = experiment(config, "screen" if staged else "points", "main", n_points)
+        masks = first.draw(config, n_points)
+        Y, own = self._evaluate(train_fn, config, masks, "main", identity)
         self.n_queries_ = Y.shape[1]
-        names = list(query_names) if query_names is not None else [
+        self._names = list(query_names) if query_names is not None else [
             f"query {q}" for q in range(self.n_queries_)
         ]  # fmt: skip
-        if len(names) != self.n_queries_:
+        if len(self._names) != self.n_queries_:
             raise UserError(
-                f"query_names: {len(names)} names for {self.n_queries_} behaviours per subset"
+                f"query_names: {len(self._names)} names for {self.n_queries_} behaviours per subset"
             )
-        subsets = np.arange(self.masks_.n_subsets)
-        behaviours = Behaviours(subsets, self.masks_.p, Y, names, [], list(range(len(names))))
-        estimator = estimator_from_params(config).fit(
-            self.masks_.masks, self.masks_.p, Y, design=self.masks_.design, subset_index=subsets
-        )
-        self.behaviours_ = behaviours
-        self.estimator_ = estimator
-        self.estimates_ = Estimates.from_estimator(estimator, config, behaviours, self.masks_)
-        self.ame_ = self.estimates_.ame
-        self.selected_ = self.estimates_.selected
-        self.mislabels_ = self._relabel_list(own, n_points) if self.mislabels else None
+        self.mislabels_ = self._relabel_list(masks, own, n_points) if self.mislabels else None
+        self._estimate(config, masks, Y)
+        if staged:
+            self.screen_, self.screen_masks_ = self.estimates_, masks
+            e = config["estimation"]
+            self.candidates_ = screen_candidates(
+                self.screen_.inference["ame_debiased"],
+                self.screen_.inference["ame_se"],
+                self.screen_.ids,
+                e["direction"],
+                config["stages"]["candidates"],
+            )
+            masks = self._second_stage(config, n_points, "main")
+            Y, _ = self._evaluate(train_fn, config, masks, "candidates", identity)
+            self._estimate(config, masks, Y)
+        self.ame_ = np.full((self.n_queries_, n_points), np.nan)
+        self.selected_ = np.zeros((self.n_queries_, n_points), dtype=bool)
+        self.ame_[:, self.estimates_.ids] = self.estimates_.ame
+        self.selected_[:, self.estimates_.ids] = self.estimates_.selected
         self.lds_ = self.lds_mean_ = self.lds_interval_ = None
         if self.validation:
             self._validate(train_fn, config, n_points, identity)
         return self
+
+    def _estimate(self, config: dict, masks: MaskSet, Y: np.ndarray) -> None:
+        """Fit the estimator on one experiment's subsets and behaviours."""
+        from ame.behaviour.gather import Behaviours
+        from ame.estimation.results import Estimates, estimator_from_params
+
+        X, ids = self._columns(masks)
+        subsets = np.arange(masks.n_subsets)
+        names = self._names
+        self.masks_ = masks
+        self.behaviours_ = Behaviours(subsets, masks.p, Y, names, [], list(range(len(names))))
+        self.estimator_ = estimator_from_params(config).fit(
+            X, masks.p, Y, design=masks.design, subset_index=subsets
+        )
+        self.estimates_ = Estimates.from_estimator(
+            self.estimator_, config, self.behaviours_, masks, ids
+        )
+
+    def _columns(self, masks: MaskSet) -> tuple[np.ndarray, np.ndarray]:
+        """The regression's columns of ``masks`` and the point id of each: every unit, or the
+        candidates alone where a second stage samples the other points too (they vary, as in
+        the screen, but are not estimated: the AME keeps its meaning)."""
+        if self.candidates_ is None or masks.units is not None:
+            return masks.masks, masks.unit_ids
+        return masks.masks[:, self.candidates_], self.candidates_
+
+    def _second_stage(self, config: dict, n_points: int, kind: str) -> MaskSet:
+        """The second stage's main or validation subsets: fresh ones, on streams of their own,
+        that vary the candidates; the other points sampled as in the screen, or always in."""
+        plan = experiment(config, "points", kind, len(self.candidates_))
+        if config["stages"]["others"] == "in":
+            units, ids = restriction(np.arange(n_points), self.candidates_)
+            return plan.draw(config, n_points, units, ids)
+        return plan.draw(config, n_points)
 
     def top(self, n: int = 5):
         """The ``n`` strongest effects of each query in ``estimation.direction``: the LASSO's
@@ -219,8 +218,10 @@ class AMEExperiment:
                 )
         return pd.DataFrame(rows)
 
-    def _relabel_list(self, own: np.ndarray, n_points: int):
-        """The mislabel detector on the own-label scores: training points, then calibration."""
+    def _relabel_list(self, masks: MaskSet, own: np.ndarray, n_points: int):
+        """The mislabel detector on the own-label scores: training points, then calibration.
+        Of the first experiment only (a two-stage design's screen: every point varies there,
+        under one design, as the calibration points' scores assume)."""
         from ame.estimation.mislabel import MislabelDetector
 
         if own.shape[1] <= n_points:
@@ -230,14 +231,19 @@ class AMEExperiment:
             )
         e = self.config_["estimation"]
         detector = MislabelDetector(e["fdr"], e["ci_level"], random_state=e["random_state"])
-        return detector.fit(self.masks_.masks, own[:, :n_points], own[:, n_points:])
+        return detector.fit(masks.masks, own[:, :n_points], own[:, n_points:])
 
     def _validate(self, train_fn, config: dict, n_points: int, identity) -> None:
         from ame.evaluation.lds import lds, lds_interval, mean_over_queries
 
-        held_out = experiment(config, "points", "validation", n_points).draw(config, n_points)
-        Y, _ = self._evaluate(train_fn, config, held_out, "validation", identity)
-        args = (self.ame_, held_out.masks, held_out.p, Y, held_out.design)
+        if self.candidates_ is None:
+            held_out = experiment(config, "points", "validation", n_points).draw(config, n_points)
+            store = "validation"
+        else:  # held-out subsets of the design whose estimand the estimate reports
+            held_out = self._second_stage(config, n_points, "validation")
+            store = "validation_candidates"
+        Y, _ = self._evaluate(train_fn, config, held_out, store, identity)
+        args = (self.estimates_.ame, self._columns(held_out)[0], held_out.p, Y, held_out.design)
         self.validation_masks_ = held_out
         self.lds_, self.lds_notes_ = lds(*args)
         self.lds_mean_ = mean_over_queries(self.lds_)
@@ -247,7 +253,8 @@ class AMEExperiment:
     def _evaluate(self, train_fn, config: dict, masks: MaskSet, kind: str, identity) -> tuple:
         """Behaviours (subsets x queries) of ``train_fn`` on every subset of ``masks``, and with
         ``mislabels`` its own-label scores (subsets x points, else None): from the cache where
-        they are there, else computed (in parallel) and written as they finish."""
+        they are there, else computed (in parallel) and written as they finish. ``kind`` names
+        the experiment (its cache store and progress bar)."""
         from joblib import Parallel, delayed
         from tqdm.auto import tqdm
 
@@ -258,9 +265,9 @@ class AMEExperiment:
         if store is not None:
             rows, owns = self._cached(store, masks, seeds, identity)
         todo = [i for i in range(masks.n_subsets) if i not in rows]
-        with_seed, pairs = _takes_seed(train_fn), self.mislabels
+        with_seed, pairs = takes_seed(train_fn), self.mislabels
         calls = (
-            delayed(_call)(
+            delayed(call)(
                 train_fn, with_seed, pairs, i, np.flatnonzero(masks.point_mask(i)), seeds[i]
             )
             for i in todo
@@ -303,7 +310,8 @@ class AMEExperiment:
 
     # -- the cache ------------------------------------------------------------------------------
     def _store(self, kind: str, masks: MaskSet, identity) -> SubmodelStore | None:
-        """The cache's store of ``kind``, after checking the cache belongs to this call."""
+        """The cache's store of ``kind``, after checking the cache belongs to this call; where
+        the rows follow a screen's candidates (the others in), one store per candidate set."""
         if self.cache_dir is None:
             return None
         root = Path(self.cache_dir)
@@ -326,7 +334,8 @@ class AMEExperiment:
         else:
             root.mkdir(parents=True, exist_ok=True)
             atomic_write_json(manifest, bound)
-        return SubmodelStore(root / kind)
+        name = kind if masks.units is None else f"{kind}-{masks.units_digest()[:8]}"
+        return SubmodelStore(root / name)
 
     def _fingerprint(self, masks: MaskSet, seeds: list[int], identity, index: int) -> dict:
         return {

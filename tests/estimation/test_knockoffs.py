@@ -3,6 +3,7 @@ import warnings
 
 import numpy as np
 import pytest
+from quality import assert_fdr_controlled, false_discovery_proportions
 
 from ame.estimation.design import featurize
 from ame.estimation.estimator import AMEEstimator
@@ -66,24 +67,6 @@ def planted_fit(random_state, k=12, scale=0.6, lambda_rule="1se", knockoffs=True
         random_state=random_state,
     ).fit(masks, p, Y)
     return est, true
-
-
-def false_discovery_proportions(selected, true):
-    false = (selected & (true == 0)).sum(1)
-    return false / np.maximum(selected.sum(1), 1)
-
-
-def assert_fdr_controlled(fdp, fdr, margin):
-    """Mean FDP over all replicates <= q + margin, a bound that a true FDR of 2q would fail.
-
-    An FDP with mean μ has variance at most μ(1 − μ); at μ = 2q the mean of n of them then has a
-    standard error of at most sqrt(2q(1 − 2q) / n), and the test only passes if q + margin lies
-    more than three of those below 2q.
-    """
-    fdp = np.concatenate(fdp)
-    resolution = 3 * np.sqrt(2 * fdr * (1 - 2 * fdr) / fdp.size)
-    assert fdr + margin <= 2 * fdr - resolution  # the test can tell q from 2q
-    assert fdp.mean() <= fdr + margin
 
 
 FDR_CASES = {

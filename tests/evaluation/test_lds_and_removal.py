@@ -105,7 +105,7 @@ def test_validation_experiment_has_its_own_budget_and_stream(config):
     share["validation"]["fraction"] = 0.1
     assert experiment(share, "points", "validation", 1437).budget == round(0.1 * 1000)
     validation_streams = {STREAMS[k] for k in STREAMS if k.startswith("validation")}
-    assert len(validation_streams) == 3 and len(set(STREAMS.values())) == len(STREAMS)
+    assert len(validation_streams) == 4 and len(set(STREAMS.values())) == len(STREAMS)
 
 
 # --- removal arms --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from conftest import REPO
 
 from ame.pipeline import params
-from ame.pipeline.plan import LEVELS, experiment, levels
+from ame.pipeline.plan import experiment, levels
 from ame.sampling import STREAMS
 
 
@@ -37,7 +37,8 @@ def test_flat_run_budget_is_the_papers_rule_rounded_to_whole_jobs(config):
 def test_hierarchy_levels_have_their_own_budgets_and_streams(study):
     assert levels(study) == ["sources", "points", "flat"]
     sources, points, flat = (
-        experiment(study, lv, "main", n) for lv, n in zip(LEVELS, (100, 260, 1437), strict=True)
+        experiment(study, lv, "main", n)
+        for lv, n in zip(levels(study), (100, 260, 1437), strict=True)
     )
     assert (sources.budget, points.budget, flat.budget) == (500, 400, 2400)
     assert sources.unit == "source" and points.restricted and not flat.restricted
@@ -55,9 +56,11 @@ def test_streams_are_distinct():
     assert len(set(STREAMS.values())) == len(STREAMS)
 
 
-def test_unknown_level_is_refused(config):
-    with pytest.raises(ValueError, match="level: unknown experiment 'pts'"):
+def test_unknown_level_and_a_level_the_study_does_not_run_are_refused(config):
+    with pytest.raises(ValueError, match="level: 'pts' is no experiment of this study"):
         experiment(config, "pts", "main", 10)
+    with pytest.raises(ValueError, match="level: 'screen' is no experiment"):
+        experiment(config, "screen", "main", 10)
 
 
 def test_each_kind_of_experiment_has_its_files_store_stream_and_dependencies(study):

@@ -46,6 +46,11 @@ try:
             "training.training_points: the relabel list is a flat study's; set "
             "hierarchy.enabled: false"
         )
+    if config["stages"]["enabled"]:
+        raise ame_params.ParamsError(
+            "stages.enabled: two-stage designs run in the one-call API (ame.AMEExperiment) "
+            "only, not yet in the workflow; set it false here (docs/how-to/stages.md)"
+        )
     if config["hierarchy"]["enabled"] and DESCRIPTION["n_sources"] < 2:
         raise ame_params.ParamsError(
             f"hierarchy.enabled: {config['dataset']['path']} has no `source` array "

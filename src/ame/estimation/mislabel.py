@@ -74,6 +74,7 @@ class MislabelDetector:
     stderr_, ci_low_, ci_high_ : (n_points,) its standard error and interval
     n_out_ : (n_points,) submodels that left the point out
     calibration_values_ : (n_calibration,) the calibration points' values
+    n_calibration_ : calibration points with a value (the conformal p-values' denominator)
     pvalues_ : (n_points,) conformal p-values of "this label is as well predicted as a clean
         point's" (small: suspect)
     selected_ : (n_points,) bool, the relabel list (Benjamini–Hochberg at ``fdr``)
@@ -124,8 +125,10 @@ class MislabelDetector:
         self.clean_share_ = float(min(1.0, above / ((1 - self.storey_lambda) * max(known.size, 1))))
         threshold = self.fdr * listed.size / max(known.size, 1)
         self.expected_clean_ = float(self.clean_share_ * known.size * threshold)
-        n_calibration = int((~np.isnan(self.calibration_values_)).sum())
-        self.min_list_ = math.ceil(known.size / (self.fdr * (n_calibration + 1))) if self.fdr else 0
+        self.n_calibration_ = int((~np.isnan(self.calibration_values_)).sum())
+        self.min_list_ = (
+            math.ceil(known.size / (self.fdr * (self.n_calibration_ + 1))) if self.fdr else 0
+        )
         return self
 
     def table(self):

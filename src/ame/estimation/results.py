@@ -68,6 +68,20 @@ QUERY_FLAGS = ("degenerate", "path_truncated", "lambda_at_path_end", "n_outliers
 INFERENCE = ("ame_debiased", "ame_se", "ci_low", "ci_high", "pvalues")
 
 
+#: What an AME averages over, by how the experiment treated the points it does not estimate.
+ESTIMANDS = {
+    "design": "the marginal effect averaged over subsets of every other point drawn by the "
+    "design (sampled with the subset's p)",
+    "others_in": "the marginal effect averaged over subsets of the studied units, every other "
+    "point in (a hierarchy's selected sources, a second stage's non-candidates)",
+}
+
+
+def estimand_of(masks: MaskSet) -> str:
+    """``others_in`` where some points are in every subset by construction, else ``design``."""
+    return "others_in" if masks.units is not None and (masks.units < 0).any() else "design"
+
+
 def fit_diagnostics(estimator: AMEEstimator, config: dict) -> tuple[dict, dict]:
     """(per-query flags, per-point inference and per-p arrays) of a fitted estimator."""
     e = config["estimation"]
@@ -102,11 +116,14 @@ class Estimates:
     points: list[int] | None = None  # query point of each query, -1 for the aggregate
     flags: dict = field(default_factory=dict)  # QUERY_FLAGS, shape (n_queries,)
     inference: dict = field(default_factory=dict)  # INFERENCE, (n_queries, n_units); per p
+    estimand: str = "design"  # ESTIMANDS: what the AME averages over
 
     @classmethod
     def from_estimator(
-        cls, estimator: AMEEstimator, config: dict, behaviours, masks: MaskSet
+        cls, estimator: AMEEstimator, config: dict, behaviours, masks: MaskSet, ids=None
     ) -> Estimates:
+        """The estimates of a fit on ``masks`` (``ids``: the point of each column, where the
+        fit saw only some of the masks' units)."""
         flags, inference = fit_diagnostics(estimator, config)
         return cls(
             np.asarray(estimator.ame_),
@@ -115,11 +132,12 @@ class Estimates:
             np.asarray(estimator.lambda_),
             behaviours.names,
             estimator.semivalue_,
-            masks.unit_ids,
+            masks.unit_ids if ids is None else np.asarray(ids),
             masks.unit,
             behaviours.points,
             flags,
             inference,
+            estimand_of(masks),
         )
 
     def expanded(self, n_ids: int) -> Estimates:
@@ -141,6 +159,7 @@ class Estimates:
             np.arange(n_ids),
             self.unit,
             self.points,
+            estimand=self.estimand,
         )
 
     def ranking(self, direction: str) -> list[np.ndarray]:
@@ -187,6 +206,7 @@ class Estimates:
                         "semivalue": self.semivalue,
                         "unit": self.unit,
                         "points": self.points,
+                        "estimand": self.estimand,
                     }
                 )
             ),
@@ -215,6 +235,7 @@ class Estimates:
             meta.get("points"),
             {k[5:]: v for k, v in a.items() if k.startswith("flag_")},
             {k[10:]: v for k, v in a.items() if k.startswith("inference_")},
+            meta.get("estimand", "design"),
         )
 
 

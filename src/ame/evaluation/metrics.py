@@ -137,6 +137,7 @@ def evaluate(
         "knockoff_plus": config["estimation"]["knockoff_plus"],
         "lambda_rule": config["estimation"]["lambda_rule"],
         "semivalue": estimates.semivalue,
+        "estimand": estimates.estimand,  # ame.estimation.results.ESTIMANDS
         "n_selected": float(estimates.selected.sum(axis=1).mean()),
         "run_fingerprint": provenance.run_fingerprint(
             config, dataset.fingerprint(), masks, masks.budget

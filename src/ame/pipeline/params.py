@@ -89,6 +89,15 @@ def validate(config: dict) -> dict:
         raise ParamsError(
             "estimation.selection: knockoff needs knockoffs: true; choose bh or support instead"
         )
+    if config["stages"]["enabled"]:
+        if config["hierarchy"]["enabled"]:
+            raise ParamsError(
+                "stages.enabled: a hierarchy is already a two-stage design; enable one of the two"
+            )
+        if (config["sampling"]["n_subsets"] or 0) < 2:
+            raise ParamsError(
+                "stages.enabled: needs sampling.n_subsets >= 2, the budget the two stages share"
+            )
     try:
         check_pack_size(config["training"]["subsets_per_job"])
     except ValueError as err:

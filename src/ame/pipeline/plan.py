@@ -22,6 +22,14 @@ dataset (docs/how-to/hierarchies.md):
 - ``flat``: the flat point-level experiment on the whole data, run beside the hierarchy so that its
   budget curve gives, in the same run, the submodels a flat study needs for the same recall.
 
+With ``stages.enabled`` (the one-call API: ``ame.experiment``) it runs two, on the same points:
+
+- ``screen``: the first ``stages.screen_share`` of the budget, the plain run's first subsets;
+- ``points``: the rest of the budget, fresh subsets on a stream of its own that vary the
+  candidates the screen picked (``ame.sampling.stages``); the other points are sampled as in the
+  screen (``stages.others: sampled``: the AME keeps its meaning, and the rows do not depend on the
+  screen) or in every subset (``in``: the AME given all of them, as inside a hierarchy's sources).
+
 Each experiment draws from its own random stream (``ame.sampling.STREAMS``); the flat comparison
 uses the stream of a plain run, so it *is* the plain run of the same settings.
 
@@ -31,7 +39,7 @@ budget), which only ``ame validate`` reads: held out from the estimate, they mea
 estimated effects predict new submodels. And a *removal* experiment, whose rows (retraining
 without each query's selection) follow the level's estimates: an experiment that depends on an
 earlier artifact says so (:attr:`Experiment.reads`), and a later stage of a multi-stage design
-would be one more experiment of this kind.
+is one more experiment of this kind, as is the second stage whose other points are in.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from ame.pipeline.submodels import check_pack_size
 from ame.sampling import STREAMS, Design, MaskSet, budget_from_sparsity, subset_rng
 from ame.sampling.hierarchy import restriction, selected_sources
 
-LEVELS = ("sources", "points", "flat")
+LEVELS = ("sources", "points", "flat", "screen")
 #: What an experiment is for: the estimate (``main``), the held-out LDS (``validation``: fresh
 #: subsets of the same units and design), or the counterfactual removal arms (``removal``: rows
 #: that follow the estimates, ``ame.evaluation.removal``).
@@ -58,6 +66,7 @@ VALIDATION_STREAM = {
     STREAMS["points"]: "validation",
     STREAMS["sources"]: "validation_sources",
     STREAMS["restricted"]: "validation_restricted",
+    STREAMS["candidates"]: "validation_candidates",
 }
 #: What the validate step writes for one level, by the report's option that reads each file.
 VALIDATION_FILES = {
@@ -82,10 +91,16 @@ class Experiment:
     level: str
     kind: str
     unit: str  # "point" or "source": what a column of the regression is
-    restricted: bool  # the point level of a hierarchy: only the points of the selected sources
+    after: str | None  # the level whose estimates its units follow: a hierarchy's point level
+    # studies the points of the selected sources, a second stage whose others are in the candidates
     stream: int
     budget: int | None
     n_train: int | None
+
+    @property
+    def restricted(self) -> bool:
+        """Its columns are some of the points, picked by an earlier level; the others are in."""
+        return self.after is not None
 
     @property
     def prefix(self) -> str:
@@ -99,10 +114,10 @@ class Experiment:
     @property
     def reads(self) -> tuple[tuple[str, str], ...]:
         """The (level, artifact) its rows are drawn from: the removal arms, from the estimates
-        of their level; the restricted point level, from the source level's estimates."""
+        of their level; a restricted level, from the estimates of the level it follows."""
         if self.kind == "removal":
             return ((self.level, "estimates.npz"),)
-        return (("sources", "estimates.npz"),) if self.restricted else ()
+        return ((self.after, "estimates.npz"),) if self.restricted else ()
 
     def store(self, run_key: str, masks: MaskSet | None = None) -> str:
         """The directory of its submodels, within its level's results: keyed by the settings
@@ -151,27 +166,35 @@ def design(config: dict) -> Design:
 def levels(config: dict) -> list[str]:
     """The experiments of the study, in the order they run."""
     h = config["hierarchy"]
+    if config["stages"]["enabled"]:
+        return ["screen", "points"]
     if not h["enabled"]:
         return ["points"]
     return ["sources", "points"] + (["flat"] if h["compare_flat"] else [])
 
 
 def experiment(config: dict, level: str, kind: str = "main", n_units: int = 0) -> Experiment:
-    """The ``kind`` experiment of ``level`` over ``n_units`` columns (points or sources; for the
-    restricted point level, the points of the selected sources; unused by the removal arms)."""
-    if level not in LEVELS:
-        raise UserError(f"level: unknown experiment {level!r}; choose one of {LEVELS}")
+    """The ``kind`` experiment of ``level`` over ``n_units`` columns (points or sources; for a
+    restricted level, the points it studies; unused by the removal arms)."""
+    if level not in levels(config):
+        raise UserError(f"level: {level!r} is no experiment of this study ({levels(config)})")
     if kind not in KINDS:
         raise UserError(f"experiment: unknown kind {kind!r}; choose one of {KINDS}")
-    s, h = config["sampling"], config["hierarchy"]
-    restricted = level == "points" and h["enabled"]
+    s, h, st = config["sampling"], config["hierarchy"], config["stages"]
+    after = None
     if level == "sources":
         fixed, k, stream = h["source_subsets"], h["k_sources"], STREAMS["sources"]
     elif level == "flat":
         fixed, k, stream = h["flat_subsets"], s["k"], STREAMS["points"]
+    elif level == "screen":
+        fixed, k, stream = stage_budgets(config)["screen"], s["k"], STREAMS["points"]
+    elif st["enabled"]:
+        fixed, k, stream = stage_budgets(config)["points"], s["k"], STREAMS["candidates"]
+        after = "screen" if st["others"] == "in" else None
     else:
         fixed, k = s["n_subsets"], s["k"]
-        stream = STREAMS["restricted" if restricted else "points"]
+        after = "sources" if h["enabled"] else None
+        stream = STREAMS["restricted" if after else "points"]
     budget = int(fixed) if fixed is not None else budget_from_sparsity(n_units, s["c"], k)
     if kind == "validation":
         v = config["validation"]
@@ -183,7 +206,7 @@ def experiment(config: dict, level: str, kind: str = "main", n_units: int = 0) -
         level=level,
         kind=kind,
         unit="source" if level == "sources" else "point",
-        restricted=restricted,
+        after=after,
         stream=stream,
         budget=budget,
         n_train=None if budget is None else whole_jobs(config, budget),
@@ -192,8 +215,18 @@ def experiment(config: dict, level: str, kind: str = "main", n_units: int = 0) -
 
 def kinds(config: dict, level: str) -> list[str]:
     """The experiments the study runs at ``level``: its main one and, where the validate step
-    runs (every level but the flat comparison of a hierarchy), its validation and removal ones."""
-    return list(KINDS) if config["validation"]["enabled"] and level != "flat" else ["main"]
+    runs (every level but the flat comparison of a hierarchy and the screen of a two-stage
+    design, whose estimate only picks candidates), its validation and removal ones."""
+    checked = level not in ("flat", "screen")
+    return list(KINDS) if config["validation"]["enabled"] and checked else ["main"]
+
+
+def stage_budgets(config: dict) -> dict[str, int]:
+    """The subsets of each stage of a two-stage design: ``stages.screen_share`` of
+    ``sampling.n_subsets`` for the screen (at least one), the rest for the candidates."""
+    total, share = config["sampling"]["n_subsets"], config["stages"]["screen_share"]
+    screen = min(total - 1, max(1, round(share * total)))
+    return {"screen": screen, "points": total - screen}
 
 
 def whole_jobs(config: dict, budget: int) -> int:

@@ -12,7 +12,7 @@ import pandas as pd
 from ame import scenarios
 from ame.artifacts import load_csv, load_json
 from ame.data import Dataset
-from ame.estimation.results import Estimates
+from ame.estimation.results import ESTIMANDS, Estimates
 from ame.report.plots import (
     plot_ame_distribution,
     plot_budget_curve,
@@ -59,7 +59,9 @@ def header_section(run: Run) -> list[str]:
         "",
         f"Dataset: **{dataset.meta.get('name')}** ({dataset.n_points} training points, "
         f"{len(run.estimates.names)} queries). Design: **{c['sampling']['design']}**; "
-        f"estimand: {run.estimates.semivalue}. Behaviour: {c['behaviour']['kind']} of the "
+        f"estimand: {run.estimates.semivalue}"
+        + ("" if run.estimates.estimand == "design" else f", {ESTIMANDS[run.estimates.estimand]}")
+        + f". Behaviour: {c['behaviour']['kind']} of the "
         f"query's class. AMEs are in the behaviour's own units. "
         + scenarios.get(c).submodel_line(c),
         "",

@@ -11,7 +11,8 @@ import numpy as np
 #: Stream of each experiment's subsets. The knockoff masks are no stream: ``knockoff_rng`` derives
 #: them so that no stream can produce them (stream 1, theirs until then, stays unused).
 #: ``validation*``: the held-out subsets of each experiment (ame.evaluation.lds), never
-#: estimated from; ``removal``: the random points of the counterfactual removal arms.
+#: estimated from; ``removal``: the random points of the counterfactual removal arms;
+#: ``candidates``: the second stage of a two-stage design (the first is the plain run's stream).
 STREAMS = {
     "points": 0,
     "sources": 2,
@@ -20,6 +21,8 @@ STREAMS = {
     "validation_sources": 5,
     "validation_restricted": 6,
     "removal": 7,
+    "candidates": 8,
+    "validation_candidates": 9,
 }
 
 
