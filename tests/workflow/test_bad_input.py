@@ -118,6 +118,10 @@ def copy_of_done(done, tmp_path) -> Path:
             {"training": {"training_points": True}},
             "training.training_points: the digits scenario gives no outputs on training points",
         ),
+        (
+            {"stages": {"enabled": True}},
+            "stages.enabled: two-stage designs run in the one-call API (ame.AMEExperiment) only",
+        ),
     ],
     ids=lambda value: json.dumps(value) if isinstance(value, dict) else "",
 )
