@@ -6,9 +6,12 @@ held-out validation submodels with the library's own trainer, fit the estimator 
 prefixes m/8, m/4, m/2, m, and print top-k precision, Knockoff+ precision and recall at FDR 0.1
 (against the planted poisons) and the held-out LDS (within p; ground-truth free).
 
-Multi-fidelity and adaptive levers (mlp): a linear proxy on the same data, 4 x m cheap submodels on
-subsets of its own, used as a control variate of the deep behaviour or to screen candidates; and a
-second experiment over the candidates of a first (half the trainings each), every other point in.
+Multi-fidelity and adaptive levers: a linear proxy on the same data, 4 x m cheap submodels on
+subsets of its own, used as a control variate of the deep behaviour or to screen candidates (mlp);
+and the library's two-stage design (``stages``, docs/how-to/stages.md: the run plan's screen,
+candidates and second stage, all trainings of both stages counted) with the other points sampled
+(``stages``) or in (``stages_in``), its held-out LDS on held-out subsets of the second stage's
+design (every model).
 
 Honesty: the poisons enter only the scoring. The recipe shipped for deep models was chosen by
 held-out LDS alone among the training recipes (levers that set params only), on dataset seed 0
@@ -52,8 +55,14 @@ LEVERS = {
     "smooth+linear_control": {"training": {"weight_decay": 0.03, "lr": 0.01}, "proxy": "control"},
     # multi-fidelity: regress only on the proxy's top SCREEN_SHARE of points
     "smooth+linear_screen": {"training": {"weight_decay": 0.03, "lr": 0.01}, "proxy": "screen"},
-    # adaptive: half the trainings screen, half refine over the candidates, all others in
-    "smooth+refine": {"training": {"weight_decay": 0.03, "lr": 0.01}, "refine": True},
+    # adaptive: the shipped two-stage design, the other points sampled or in
+    "stages": {"stages": {"enabled": True}},
+    "stages_in": {"stages": {"enabled": True, "others": "in"}},
+    "smooth+stages": {"training": {"weight_decay": 0.03, "lr": 0.01}, "stages": {"enabled": True}},
+    "smooth+stages_in": {
+        "training": {"weight_decay": 0.03, "lr": 0.01},
+        "stages": {"enabled": True, "others": "in"},
+    },
     # the cnn's own recipe: its width, steps and learning rate around the smooth recipe
     "smooth_width_8": {"training": {"weight_decay": 0.03, "lr": 0.01, "hidden": 8}},
     "smooth_300_steps": {"training": {"weight_decay": 0.03, "lr": 0.01, "steps": 300}},
@@ -113,8 +122,8 @@ def behaviours(config: dict, dataset, subsets: np.ndarray, n_seeds: int = 1) -> 
 
 
 def fit_units(config: dict, unit_masks, p, Y, n_points: int, columns=None, fold_groups=None):
-    """AMEs and selection of every point from a fit on ``columns`` only (all when None); the
-    others get AME 0 and are never selected."""
+    """AMEs, selection, debiased AMEs and their standard errors of every point from a fit on
+    ``columns`` only (all when None); the others get 0 and are never selected."""
     from ame.estimation.results import estimator_from_params, selection
 
     columns = np.arange(n_points) if columns is None else columns
@@ -124,16 +133,10 @@ def fit_units(config: dict, unit_masks, p, Y, n_points: int, columns=None, fold_
     ame = np.zeros((Y.shape[1], n_points))
     selected = np.zeros((Y.shape[1], n_points), dtype=bool)
     ame[:, columns], selected[:, columns] = estimator.ame_, selection(estimator, config)
-    debiased = np.zeros_like(ame)
+    debiased, se = np.zeros_like(ame), np.zeros_like(ame)
     debiased[:, columns] = np.nan_to_num(estimator.ame_debiased_)
-    return ame, selected, debiased
-
-
-def candidates(debiased: np.ndarray, direction: str) -> np.ndarray:
-    """The SCREEN_SHARE of points with the strongest debiased AME in the direction, any query."""
-    strength = (debiased if direction == "positive" else -debiased).max(axis=0)
-    n = max(1, round(SCREEN_SHARE * debiased.shape[1]))
-    return np.sort(np.argsort(-strength, kind="stable")[:n])
+    se[:, columns] = estimator.ame_se_
+    return ame, selected, debiased, se
 
 
 def proxy_fit(config: dict, dataset, subsets, p):
@@ -148,14 +151,14 @@ def proxy_fit(config: dict, dataset, subsets, p):
     proxy = params.validate(proxy)
     own = plan.draw_masks(proxy, dataset, "points")
     own_subsets = point_masks(own, PROXY_TRAININGS)
-    _, _, debiased = fit_units(
+    _, _, debiased, se = fit_units(
         proxy,
         own_subsets,
         own.p[:PROXY_TRAININGS],
         behaviours(proxy, dataset, own_subsets),
         dataset.n_points,
     )
-    return debiased, behaviours(proxy, dataset, subsets)
+    return (debiased, se), behaviours(proxy, dataset, subsets)
 
 
 def control_variate(Y, Y_proxy, proxy_ame, subsets, p, design) -> np.ndarray:
@@ -176,19 +179,21 @@ def control_variate(Y, Y_proxy, proxy_ame, subsets, p, design) -> np.ndarray:
     return Y - c * residual
 
 
-def refine_subsets(config: dict, columns: np.ndarray, n_subsets: int, n_points: int):
-    """A second experiment over ``columns``: each in at a p of the design, every other point in."""
-    from ame.pipeline import plan
-    from ame.sampling.masks import sample_subsets
-    from ame.sampling.streams import STREAMS
+def second_stage(config: dict, dataset, screen: tuple, n: int, kind: str = "main"):
+    """The run plan's second stage of a two-stage design of ``n`` trainings in all, after a
+    screen that gave (debiased AMEs, standard errors): its candidates, and the point masks and
+    p of its main (or held-out validation) subsets."""
+    from ame.pipeline import params, plan
+    from ame.sampling.hierarchy import restriction
+    from ame.sampling.stages import screen_candidates
 
-    bits, p = sample_subsets(
-        len(columns), n_subsets, design=plan.design(config), seed=config["sampling"]["seed"],
-        stream=STREAMS["restricted"],  # the library's stream for a restricted experiment
-    )  # fmt: skip
-    subsets = np.ones((n_subsets, n_points), dtype=bool)
-    subsets[:, columns] = bits
-    return subsets, p
+    staged = params.validate(params.merge(config, {"sampling": {"n_subsets": n}}))
+    N, direction = dataset.n_points, config["estimation"]["direction"]
+    columns = screen_candidates(*screen, np.arange(N), direction, config["stages"]["candidates"])
+    second = plan.experiment(staged, "points", kind, len(columns))
+    units = restriction(np.arange(N), columns) if config["stages"]["others"] == "in" else ()
+    drawn = second.draw(staged, N, *units)
+    return columns, point_masks(drawn, second.budget), drawn.p[: second.budget]
 
 
 def run(model: str, lever: str, seed: int) -> list[dict]:
@@ -200,51 +205,62 @@ def run(model: str, lever: str, seed: int) -> list[dict]:
     from ame.evaluation.lds import lds
     from ame.evaluation.metrics import selection_scores, topk_precision
     from ame.pipeline import params, plan
+    from ame.sampling.stages import screen_candidates
 
     overlay = copy.deepcopy(LEVERS[lever])
     anti, n_seeds = overlay.pop("antithetic", False), overlay.pop("seed_average", 1)
-    proxy, refine = overlay.pop("proxy", None), overlay.pop("refine", False)
+    proxy = overlay.pop("proxy", None)
     config = params.merge(params.load(ROOT / "params.yaml"), MODEL_SETTINGS[model])
     config = params.merge(params.merge(config, overlay), {"dataset": {"seed": seed}})
     config["sampling"]["n_subsets"], config["validation"]["n_subsets"] = BUDGET, N_VALIDATION
     config = params.validate(config)
+    staged = config["stages"]["enabled"]
+    plain = params.merge(config, {"stages": {"enabled": False}})  # the screen's subsets
     direction = config["estimation"]["direction"]
     dataset = scenarios.build(config)
     N = dataset.n_points
     started = time.perf_counter()
-    masks = plan.draw_masks(config, dataset, "points")
+    masks = plan.draw_masks(plain, dataset, "points")
     masks = antithetic(masks) if anti else masks
     n_subsets = BUDGET // n_seeds  # the same number of trainings for every lever
     subsets = point_masks(masks, n_subsets)
     Y = behaviours(config, dataset, subsets, n_seeds)
     if proxy:
         proxy_ame, Y_proxy = proxy_fit(config, dataset, subsets, masks.p[:n_subsets])
-    held_out = plan.draw_masks(config, dataset, "points", kind="validation")
-    Y_val = behaviours(config, dataset, point_masks(held_out, N_VALIDATION))
+    held_out = plan.draw_masks(plain, dataset, "points", kind="validation")
     val_masks, val_p = held_out.masks[:N_VALIDATION], held_out.p[:N_VALIDATION]
+    # a two-stage lever validates on its second stage's design instead (below)
+    Y_val = None if staged else behaviours(config, dataset, point_masks(held_out, N_VALIDATION))
     train_s = time.perf_counter() - started
-    rows = []
+    rows, stage_validation = [], {}
     for fraction in FRACTIONS:
         n = round(fraction * n_subsets)
         X, p, Yn = subsets[:n], masks.p[:n], Y[:n]
         if proxy == "control":
-            ame, selected, _ = fit_units(
-                config, X, p, control_variate(Yn, Y_proxy[:n], proxy_ame, X, p, masks.design), N
-            )
+            Y_control = control_variate(Yn, Y_proxy[:n], proxy_ame[0], X, p, masks.design)
+            ame, selected, *_ = fit_units(config, X, p, Y_control, N)
         elif proxy == "screen":
-            ame, selected, _ = fit_units(config, X, p, Yn, N, candidates(proxy_ame, direction))
-        elif refine:
-            first = n // 2
-            _, _, debiased = fit_units(config, X[:first], p[:first], Yn[:first], N)
-            columns = candidates(debiased, direction)
-            X2, p2 = refine_subsets(config, columns, n - first, N)
+            columns = screen_candidates(*proxy_ame, np.arange(N), direction, SCREEN_SHARE)
+            ame, selected, *_ = fit_units(config, X, p, Yn, N, columns)
+        elif staged:  # the screen is the plain run's first subsets, the rest a second stage
+            first = plan.stage_budgets(params.merge(config, {"sampling": {"n_subsets": n}}))
+            first = first["screen"]
+            screen = fit_units(config, X[:first], p[:first], Yn[:first], N)[2:]
+            columns, X2, p2 = second_stage(config, dataset, screen, n)
             started = time.perf_counter()
             Y2 = behaviours(config, dataset, X2)
-            train_s += time.perf_counter() - started  # the second experiment's trainings
-            ame, selected, _ = fit_units(config, X2, p2, Y2, N, columns)
+            train_s += time.perf_counter() - started  # the second stage's trainings
+            ame, selected, *_ = fit_units(config, X2, p2, Y2, N, columns)
+            # held out from the second stage's design (not counted as trainings); with the
+            # other points sampled its rows do not depend on the candidates: trained once
+            key = columns.tobytes() if config["stages"]["others"] == "in" else None
+            if key not in stage_validation:
+                _, val_masks, val_p = second_stage(config, dataset, screen, n, "validation")
+                stage_validation[key] = val_masks, val_p, behaviours(config, dataset, val_masks)
+            val_masks, val_p, Y_val = stage_validation[key]
         else:
             pairs = np.arange(n) // 2 if anti else None  # a pair never straddles two CV folds
-            ame, selected, _ = fit_units(config, X, p, Yn, N, fold_groups=pairs)
+            ame, selected, *_ = fit_units(config, X, p, Yn, N, fold_groups=pairs)
         precision, recall = selection_scores(selected, dataset.ground_truth)
         scores, _ = lds(ame, val_masks, val_p, Y_val, held_out.design)
         rows.append(
@@ -333,11 +349,12 @@ def report(df: pd.DataFrame, tuning_seed: int) -> None:
 #: The levers each model runs by default: the mlp's (where the shipped recipe was chosen), the
 #: cnn's recipes around the mlp's choice (where its own is chosen, with the proxy beside them),
 #: the baseline and the chosen recipe for the linear model.
+LINEAR_ONLY = ["stages", "stages_in"]  # the deep models' two-stage levers use the smooth recipe
 CNN_RECIPES = ["smooth_width_8", "smooth_300_steps", "smooth_lr_0.003_300_steps", "smooth_lr_0.03"]
 MODEL_LEVERS = {
-    "linear": ["baseline", "smooth"],
-    "mlp": [lever for lever in LEVERS if lever not in CNN_RECIPES],
-    "cnn": ["baseline", "smooth", "smooth+linear_control", *CNN_RECIPES],
+    "linear": ["baseline", "smooth", "stages", "stages_in"],
+    "mlp": [lever for lever in LEVERS if lever not in CNN_RECIPES and lever not in LINEAR_ONLY],
+    "cnn": ["baseline", "smooth", "smooth+linear_control", "smooth+stages", *CNN_RECIPES],
 }
 
 if __name__ == "__main__":
