@@ -30,6 +30,7 @@ import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -184,16 +185,15 @@ def second_stage(config: dict, dataset, screen: tuple, n: int, kind: str = "main
     screen that gave (debiased AMEs, standard errors): its candidates, and the point masks and
     p of its main (or held-out validation) subsets."""
     from ame.pipeline import params, plan
-    from ame.sampling.hierarchy import restriction
-    from ame.sampling.stages import screen_candidates
 
     staged = params.validate(params.merge(config, {"sampling": {"n_subsets": n}}))
-    N, direction = dataset.n_points, config["estimation"]["direction"]
-    columns = screen_candidates(*screen, np.arange(N), direction, config["stages"]["candidates"])
-    second = plan.experiment(staged, "points", kind, len(columns))
-    units = restriction(np.arange(N), columns) if config["stages"]["others"] == "in" else ()
-    drawn = second.draw(staged, N, *units)
-    return columns, point_masks(drawn, second.budget), drawn.p[: second.budget]
+    debiased, se = screen
+    estimates = SimpleNamespace(  # what the plan reads of a screen's estimates
+        inference={"ame_debiased": debiased, "ame_se": se}, ids=np.arange(dataset.n_points)
+    )
+    columns = plan.candidates(staged, estimates)
+    drawn = plan.second_stage(staged, dataset.n_points, columns, kind)
+    return columns, point_masks(drawn, drawn.budget), drawn.p[: drawn.budget]
 
 
 def run(model: str, lever: str, seed: int) -> list[dict]:

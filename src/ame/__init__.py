@@ -6,7 +6,14 @@ and their held-out validation out), and its parts: :func:`sample_subsets` (draw 
 lazily: the workflow imports this package at start-up and should not pay for torch there.
 """
 
-from ame.sampling import Design, sample_subsets
+import os
+
+# Same inputs, same bytes: Intel MKL (torch's BLAS on x86) may otherwise use fewer threads when
+# the machine is busy, which reorders its sums and changes an estimate's last bits, so a rerun
+# of an unchanged step would look like a change to everything downstream (DVC, Snakemake).
+os.environ.setdefault("MKL_DYNAMIC", "FALSE")
+
+from ame.sampling import Design, sample_subsets  # noqa: E402
 
 __all__ = ["AMEEstimator", "AMEExperiment", "Design", "sample_subsets"]
 

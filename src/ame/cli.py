@@ -101,7 +101,7 @@ def cmd_estimate(args) -> None:
     masks = MaskSet.load(args.masks)
     try:
         estimator = estimator_from_params(config).fit(
-            masks.masks[behaviours.subsets],
+            masks.column_masks(behaviours.subsets),
             behaviours.p,
             behaviours.Y,
             design=masks.design,
@@ -245,7 +245,10 @@ def build_parser() -> argparse.ArgumentParser:
     verb("prepare", cmd_prepare, "build the dataset arrays and ground truth", "out")
     sample = verb("sample", cmd_sample, "draw the subset masks", "dataset", "out")
     sample.add_argument(
-        "--selection", type=Path, help="source-level estimates (point level of a hierarchy)"
+        "--selection",
+        type=Path,
+        help="the estimates the level follows: the sources' (a hierarchy's point level) or the "
+        "screen's (a two-stage design's second stage)",
     )
     sample.add_argument(
         "--validation",
@@ -320,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
             "--level",
             choices=LEVELS,
             default="points",
-            help="level of the study (docs/how-to/hierarchies.md)",
+            help="level of the study (docs/how-to/hierarchies.md, docs/how-to/stages.md)",
         )
     verb(
         "validate",
@@ -353,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     for flag in VALIDATION_FILES:
         report.add_argument(f"--{flag}", type=Path, help="the validate step's outputs (optional)")
     report.add_argument(
-        "--level-name", action="append", help="another experiment of the study (sources, flat)"
+        "--level-name",
+        action="append",
+        help="another experiment of the study (sources, flat, screen)",
     )
     report.add_argument(
         "--level-dir", action="append", type=Path, help="its results directory (same order)"

@@ -21,11 +21,9 @@ import numpy as np
 from ame.artifacts import atomic_write_json, load_json
 from ame.errors import UserError
 from ame.pipeline import params as ame_params
-from ame.pipeline.plan import experiment, training_seed
+from ame.pipeline.plan import candidates, experiment, second_stage, training_seed
 from ame.pipeline.submodels import SubmodelStore
 from ame.sampling import MaskSet
-from ame.sampling.hierarchy import restriction
-from ame.sampling.stages import screen_candidates
 from ame.train_fn import TrainFunctionError, call, function_identity, takes_seed
 
 __all__ = ["AMEExperiment", "TrainFunctionError"]
@@ -140,15 +138,8 @@ class AMEExperiment:
         self._estimate(config, masks, Y)
         if staged:
             self.screen_, self.screen_masks_ = self.estimates_, masks
-            e = config["estimation"]
-            self.candidates_ = screen_candidates(
-                self.screen_.inference["ame_debiased"],
-                self.screen_.inference["ame_se"],
-                self.screen_.ids,
-                e["direction"],
-                config["stages"]["candidates"],
-            )
-            masks = self._second_stage(config, n_points, "main")
+            self.candidates_ = candidates(config, self.screen_)
+            masks = second_stage(config, n_points, self.candidates_)
             Y, _ = self._evaluate(train_fn, config, masks, "candidates", identity)
             self._estimate(config, masks, Y)
         self.ame_ = np.full((self.n_queries_, n_points), np.nan)
@@ -165,34 +156,14 @@ class AMEExperiment:
         from ame.behaviour.gather import Behaviours
         from ame.estimation.results import Estimates, estimator_from_params
 
-        X, ids = self._columns(masks)
         subsets = np.arange(masks.n_subsets)
         names = self._names
         self.masks_ = masks
         self.behaviours_ = Behaviours(subsets, masks.p, Y, names, [], list(range(len(names))))
         self.estimator_ = estimator_from_params(config).fit(
-            X, masks.p, Y, design=masks.design, subset_index=subsets
+            masks.column_masks(), masks.p, Y, design=masks.design, subset_index=subsets
         )
-        self.estimates_ = Estimates.from_estimator(
-            self.estimator_, config, self.behaviours_, masks, ids
-        )
-
-    def _columns(self, masks: MaskSet) -> tuple[np.ndarray, np.ndarray]:
-        """The regression's columns of ``masks`` and the point id of each: every unit, or the
-        candidates alone where a second stage samples the other points too (they vary, as in
-        the screen, but are not estimated: the AME keeps its meaning)."""
-        if self.candidates_ is None or masks.units is not None:
-            return masks.masks, masks.unit_ids
-        return masks.masks[:, self.candidates_], self.candidates_
-
-    def _second_stage(self, config: dict, n_points: int, kind: str) -> MaskSet:
-        """The second stage's main or validation subsets: fresh ones, on streams of their own,
-        that vary the candidates; the other points sampled as in the screen, or always in."""
-        plan = experiment(config, "points", kind, len(self.candidates_))
-        if config["stages"]["others"] == "in":
-            units, ids = restriction(np.arange(n_points), self.candidates_)
-            return plan.draw(config, n_points, units, ids)
-        return plan.draw(config, n_points)
+        self.estimates_ = Estimates.from_estimator(self.estimator_, config, self.behaviours_, masks)
 
     def top(self, n: int = 5):
         """The ``n`` strongest effects of each query in ``estimation.direction``: the LASSO's
@@ -240,10 +211,10 @@ class AMEExperiment:
             held_out = experiment(config, "points", "validation", n_points).draw(config, n_points)
             store = "validation"
         else:  # held-out subsets of the design whose estimand the estimate reports
-            held_out = self._second_stage(config, n_points, "validation")
+            held_out = second_stage(config, n_points, self.candidates_, "validation")
             store = "validation_candidates"
         Y, _ = self._evaluate(train_fn, config, held_out, store, identity)
-        args = (self.estimates_.ame, self._columns(held_out)[0], held_out.p, Y, held_out.design)
+        args = (self.estimates_.ame, held_out.column_masks(), held_out.p, Y, held_out.design)
         self.validation_masks_ = held_out
         self.lds_, self.lds_notes_ = lds(*args)
         self.lds_mean_ = mean_over_queries(self.lds_)

@@ -10,10 +10,12 @@ import pytest
 from quality import assert_fdr_controlled, false_discovery_proportions
 
 import ame
+from ame.errors import UserError
 from ame.estimation.knockoffs import KnockoffPowerWarning
+from ame.estimation.results import Estimates
 from ame.pipeline import params
-from ame.pipeline.plan import experiment, kinds, levels, stage_budgets
-from ame.sampling import STREAMS
+from ame.pipeline.plan import candidates, experiment, kinds, levels, second_stage, stage_budgets
+from ame.sampling import STREAMS, MaskSet
 from ame.sampling.stages import screen_candidates
 
 
@@ -53,6 +55,47 @@ def test_the_stages_share_the_budget_and_draw_from_streams_no_other_experiment_u
     assert kinds(config, "screen") == ["main"] and "validation" in kinds(config, "points")
     # with the others in, the rows follow the screen's estimate
     assert experiment(staged(others="in"), "points").reads == (("screen", "estimates.npz"),)
+
+
+def screen_of(debiased: np.ndarray) -> Estimates:
+    """Screen estimates with unit standard errors: the z-statistics are the debiased AMEs."""
+    n_queries, n_units = debiased.shape
+    zero = np.zeros((n_queries, n_units))
+    return Estimates(
+        zero, None, zero > 0, np.zeros(n_queries), ["q"] * n_queries, "banzhaf",
+        np.arange(n_units), inference={"ame_debiased": debiased, "ame_se": np.ones_like(zero)},
+    )  # fmt: skip
+
+
+def test_the_second_stage_varies_the_candidates_on_its_own_stream(tmp_path):
+    config = staged(candidates=0.1)
+    debiased = np.zeros((2, 50))
+    debiased[0, [3, 7, 11]], debiased[1, [40, 41]] = 5.0, 4.0
+    chosen = candidates(config, screen_of(debiased))
+    np.testing.assert_array_equal(chosen, [3, 7, 11, 40, 41])
+    plain = experiment(config, "points").draw(config, 50)
+    # others sampled: the rows are the second stage's whatever the candidates; only the
+    # regression's columns follow the screen, and they survive the artifact
+    sampled = second_stage(config, 50, chosen)
+    assert sampled.n_subsets == plain.n_subsets and sampled.stream == STREAMS["candidates"]
+    np.testing.assert_array_equal(sampled.packed, plain.packed)
+    sampled.save(tmp_path / "masks.npz")
+    loaded = MaskSet.load(tmp_path / "masks.npz")
+    np.testing.assert_array_equal(loaded.column_ids, chosen)
+    np.testing.assert_array_equal(loaded.column_masks([1, 2]), plain.masks[[1, 2]][:, chosen])
+    # others in: one column per candidate, every other point in every subset
+    inside = second_stage(staged(candidates=0.1, others="in"), 50, chosen, "validation")
+    assert inside.stream == STREAMS["validation_candidates"]
+    np.testing.assert_array_equal(inside.column_ids, chosen)
+    points = np.stack([inside.point_mask(i) for i in range(inside.n_subsets)])
+    assert points[:, np.setdiff1d(np.arange(50), chosen)].all()
+    np.testing.assert_array_equal(points[:, chosen], inside.column_masks())
+
+
+def test_too_few_candidates_for_the_folds_is_an_error_naming_the_setting():
+    config = staged(candidates=0.01)  # 1 of 50 points: 2 distinct subsets for 10 folds
+    with pytest.raises(UserError, match=r"^stages.candidates: 0.01 of 50 points keeps 1 "):
+        candidates(config, screen_of(np.ones((1, 50))))
 
 
 @pytest.mark.parametrize(

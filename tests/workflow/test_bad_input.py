@@ -119,8 +119,8 @@ def copy_of_done(done, tmp_path) -> Path:
             "training.training_points: the digits scenario gives no outputs on training points",
         ),
         (
-            {"stages": {"enabled": True}},
-            "stages.enabled: two-stage designs run in the one-call API (ame.AMEExperiment) only",
+            {"stages": {"enabled": True}, "training": {"training_points": True}},
+            "training.training_points: the relabel list is a flat study's; set stages.enabled",
         ),
     ],
     ids=lambda value: json.dumps(value) if isinstance(value, dict) else "",

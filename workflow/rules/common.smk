@@ -35,21 +35,17 @@ try:
             f"behaviour.kind: {config['behaviour']['kind']} needs one class per query, which "
             f"the plug-in's describe() does not give (classes); use kind: raw"
         )
+    several = [name for name in ("hierarchy", "stages") if config[name]["enabled"]]
+    if config["training"]["training_points"] and several:
+        raise ame_params.ParamsError(
+            "training.training_points: the relabel list is a flat study's; set "
+            f"{several[0]}.enabled: false"
+        )
     if config["training"]["training_points"] and not DESCRIPTION.get("training_outputs"):
         raise ame_params.ParamsError(
             f"training.training_points: the {config['dataset']['name']} scenario gives no "
             "outputs on training points; a plug-in whose describe() says training_outputs "
             "does (docs/how-to/mislabels.md)"
-        )
-    if config["training"]["training_points"] and config["hierarchy"]["enabled"]:
-        raise ame_params.ParamsError(
-            "training.training_points: the relabel list is a flat study's; set "
-            "hierarchy.enabled: false"
-        )
-    if config["stages"]["enabled"]:
-        raise ame_params.ParamsError(
-            "stages.enabled: two-stage designs run in the one-call API (ame.AMEExperiment) "
-            "only, not yet in the workflow; set it false here (docs/how-to/stages.md)"
         )
     if config["hierarchy"]["enabled"] and DESCRIPTION["n_sources"] < 2:
         raise ame_params.ParamsError(
@@ -65,13 +61,16 @@ ENV = "../envs/ame.yaml"
 DATASET = "data/prepared/dataset.npz"
 KEY = run_key(config)
 HIERARCHICAL = config["hierarchy"]["enabled"]
+STAGED = config["stages"]["enabled"]
+# A hierarchy or a two-stage design runs several experiments, each in results/<level>/.
+MULTILEVEL = HIERARCHICAL or STAGED
 TRAINING_POINTS = config["training"]["training_points"]
 LEVELS = ame_plan.levels(config)
 STORE = SubmodelStore(
     "", config["training"]["subsets_per_job"], config["training"]["save_weights"]
 )
-# In a hierarchy one set of rules serves every level through the {level} wildcard.
-LEVEL = "{level}" if HIERARCHICAL else "points"
+# With several levels one set of rules serves every level through the {level} wildcard.
+LEVEL = "{level}" if MULTILEVEL else "points"
 # A training job asks for a GPU unless the params say CPU (docs/tutorials/slurm.md).
 TRAIN_GPUS = 0 if config["training"]["device"] == "cpu" else 1
 
@@ -79,23 +78,23 @@ TRAIN_GPUS = 0 if config["training"]["device"] == "cpu" else 1
 wildcard_constraints:
     pack=rf"\d{{{STORE.pack_digits}}}",
     run=r"[0-9a-f]{12}(-[0-9a-f]{8})?",
-    level="sources|points|flat",
+    level="|".join(ame_plan.LEVELS),
     # the submodels of a level's main subsets (""), its held-out validation subsets, or its
     # counterfactual removal arms: three stores trained by the one train rule (run plan's prefixes)
     experiment="(" + "|".join(ame_plan.PREFIXES.values()) + ")",
 
 
 def out(level, name):
-    """Path of a level's artifact: results/<name>, or results/<level>/<name> in a hierarchy."""
-    return f"results/{level}/{name}" if HIERARCHICAL else f"results/{name}"
+    """Path of a level's artifact: results/<name>, or results/<level>/<name> with several."""
+    return f"results/{level}/{name}" if MULTILEVEL else f"results/{name}"
 
 
 def log_path(name):
-    return f"logs/{LEVEL}/{name}" if HIERARCHICAL else f"logs/{name}"
+    return f"logs/{LEVEL}/{name}" if MULTILEVEL else f"logs/{name}"
 
 
 def level_of(wildcards):
-    return wildcards.level if HIERARCHICAL else "points"
+    return wildcards.level if MULTILEVEL else "points"
 
 
 # the checkpoint whose masks say how many rows an experiment trains, where they follow an
@@ -136,9 +135,15 @@ def submodel_files(wildcards):
             .files(n_subsets)]
 
 
+# The level whose estimates the point level's subsets follow: a hierarchy's point level samples
+# inside the sources selected there, a two-stage design's second stage varies the screen's
+# candidates.
+FOLLOWED = "sources" if HIERARCHICAL else "screen" if STAGED else None
+
+
 def selection(wildcards):
-    """The point level of a hierarchy samples inside the sources selected upstream."""
-    return [out("sources", "estimates.npz")] if level_of(wildcards) == "points" and HIERARCHICAL else []
+    """The estimates a level's sample step reads (``--selection``): none but the point level's."""
+    return [out(FOLLOWED, "estimates.npz")] if level_of(wildcards) == "points" and FOLLOWED else []
 
 
 # The levels the validate step checks (the run plan: every one but a hierarchy's flat

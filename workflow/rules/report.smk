@@ -1,4 +1,5 @@
-# One report for the study; in a hierarchy it also reads the other levels' results.
+# One report for the study; in a hierarchy or a two-stage design it also reads the other levels'
+# results (sources and flat; the screen).
 OTHER_LEVELS = [level for level in LEVELS if level != "points"]
 # the mislabels step's outputs, by the report's option (training.training_points)
 MISLABEL_FILES = (

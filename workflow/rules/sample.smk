@@ -1,6 +1,7 @@
 # Masks of every subset to train (the run plan's budget rounded up to whole training jobs), in
 # one artifact. A checkpoint: the training jobs are read from it (in a hierarchy the point
-# level's budget depends on the sources selected upstream).
+# level's budget depends on the sources selected upstream; in a two-stage design the second
+# stage's subsets, where the other points are in, on the screen's candidates).
 checkpoint sample:
     input:
         dataset=DATASET,
@@ -12,6 +13,7 @@ checkpoint sample:
         config=PARAMS,
         sampling=config["sampling"],
         hierarchy=config["hierarchy"] if HIERARCHICAL else None,
+        stages=config["stages"] if STAGED else None,
         per_job=STORE.per_job,
         level=level_of,
         selection=lambda wildcards, input: " ".join(f"--selection {p}" for p in input.selection),

@@ -120,10 +120,9 @@ class Estimates:
 
     @classmethod
     def from_estimator(
-        cls, estimator: AMEEstimator, config: dict, behaviours, masks: MaskSet, ids=None
+        cls, estimator: AMEEstimator, config: dict, behaviours, masks: MaskSet
     ) -> Estimates:
-        """The estimates of a fit on ``masks`` (``ids``: the point of each column, where the
-        fit saw only some of the masks' units)."""
+        """The estimates of a fit on the regression columns of ``masks``."""
         flags, inference = fit_diagnostics(estimator, config)
         return cls(
             np.asarray(estimator.ame_),
@@ -132,7 +131,7 @@ class Estimates:
             np.asarray(estimator.lambda_),
             behaviours.names,
             estimator.semivalue_,
-            masks.unit_ids if ids is None else np.asarray(ids),
+            masks.column_ids,
             masks.unit,
             behaviours.points,
             flags,
@@ -268,7 +267,7 @@ class PrefixEstimates:
     def fit(cls, config: dict, masks: MaskSet, behaviours) -> PrefixEstimates:
         """Refit at every prefix; standard errors play no part in a curve: no bootstrap."""
         sizes = prefix_sizes(config["estimation"]["budget_fractions"], masks.budget)
-        shape = (len(sizes), len(behaviours.names), masks.n_units)
+        shape = (len(sizes), len(behaviours.names), len(masks.column_ids))
         ame = np.full(shape, np.nan, dtype=np.float32)
         selected = np.zeros(shape, dtype=bool)
         rows, notes = [], []
@@ -277,7 +276,7 @@ class PrefixEstimates:
             rows.append(int(keep.sum()))
             try:
                 estimator = estimator_from_params(config, n_bootstrap=0).fit(
-                    masks.masks[behaviours.subsets[keep]],
+                    masks.column_masks(behaviours.subsets[keep]),
                     behaviours.p[keep],
                     behaviours.Y[keep],
                     design=masks.design,
@@ -294,7 +293,7 @@ class PrefixEstimates:
             np.asarray(rows, dtype=np.int64),
             ame,
             selected,
-            masks.unit_ids,
+            masks.column_ids,
             behaviours.names,
             masks.unit,
             notes,

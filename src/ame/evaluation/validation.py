@@ -51,12 +51,12 @@ def validate(
 ) -> dict:
     """Write validation.json (flat), the per-query table, the LDS budget curve and the
     predictions of the validation submodels; return the summary."""
-    if not np.array_equal(masks.unit_ids, estimates.ids) or masks.unit != estimates.unit:
+    if not np.array_equal(masks.column_ids, estimates.ids) or masks.unit != estimates.unit:
         raise ArtifactError(
-            f"validation masks cover {masks.n_units} {masks.unit}s, the estimates "
+            f"validation masks cover {len(masks.column_ids)} {masks.unit}s, the estimates "
             f"{len(estimates.ids)} {estimates.unit}s: they belong to different experiments"
         )
-    unit_masks = masks.masks[behaviours.subsets]
+    unit_masks = masks.column_masks(behaviours.subsets)
     p, Y = behaviours.p, behaviours.Y
     scores, notes, mean, low, high = _lds_summary(estimates.ame, unit_masks, p, Y, masks.design)
     curve = []

@@ -22,13 +22,14 @@ dataset (docs/how-to/hierarchies.md):
 - ``flat``: the flat point-level experiment on the whole data, run beside the hierarchy so that its
   budget curve gives, in the same run, the submodels a flat study needs for the same recall.
 
-With ``stages.enabled`` (the one-call API: ``ame.experiment``) it runs two, on the same points:
+With ``stages.enabled`` it runs two, on the same points (the workflow, and ``ame.AMEExperiment``):
 
 - ``screen``: the first ``stages.screen_share`` of the budget, the plain run's first subsets;
 - ``points``: the rest of the budget, fresh subsets on a stream of its own that vary the
-  candidates the screen picked (``ame.sampling.stages``); the other points are sampled as in the
-  screen (``stages.others: sampled``: the AME keeps its meaning, and the rows do not depend on the
-  screen) or in every subset (``in``: the AME given all of them, as inside a hierarchy's sources).
+  candidates the screen picked (:func:`candidates`, :func:`second_stage`); the other points are
+  sampled as in the screen (``stages.others: sampled``: the AME keeps its meaning, the rows do not
+  depend on the screen, and only the regression's columns do: ``MaskSet.columns``) or in every
+  subset (``in``: the AME given all of them, as inside a hierarchy's sources).
 
 Each experiment draws from its own random stream (``ame.sampling.STREAMS``); the flat comparison
 uses the stream of a plain run, so it *is* the plain run of the same settings.
@@ -45,7 +46,7 @@ is one more experiment of this kind, as is the second stage whose other points a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,6 +54,7 @@ from ame.errors import UserError
 from ame.pipeline.submodels import check_pack_size
 from ame.sampling import STREAMS, Design, MaskSet, budget_from_sparsity, subset_rng
 from ame.sampling.hierarchy import restriction, selected_sources
+from ame.sampling.stages import screen_candidates
 
 LEVELS = ("sources", "points", "flat", "screen")
 #: What an experiment is for: the estimate (``main``), the held-out LDS (``validation``: fresh
@@ -251,11 +253,48 @@ def replicate_seed(config: dict, replicate: int) -> int:
     return config["training"]["seed"] + replicate
 
 
+def candidates(config: dict, screen) -> np.ndarray:
+    """The points the second stage of a two-stage design varies: the rule fixed in advance
+    (``ame.sampling.stages``) applied to the screen's estimates. Too few to leave the
+    cross-validation its distinct subsets is an error that names the setting."""
+    e, share = config["estimation"], config["stages"]["candidates"]
+    chosen = screen_candidates(
+        screen.inference["ame_debiased"],
+        screen.inference["ame_se"],
+        screen.ids,
+        e["direction"],
+        share,
+    )
+    needed = max(2, math.ceil(math.log2(e["n_folds"])))  # 2**needed distinct subsets at most
+    if len(chosen) < needed:
+        raise UserError(
+            f"stages.candidates: {share} of {len(screen.ids)} points keeps {len(chosen)} "
+            f"candidates; the second stage's {e['n_folds']} folds need at least {needed}"
+        )
+    return chosen
+
+
+def second_stage(config: dict, n_points: int, chosen: np.ndarray, kind: str = "main") -> MaskSet:
+    """The second stage's main or validation subsets: fresh ones, on streams of their own, that
+    vary the candidates ``chosen``; the other points sampled as in the screen (the regression's
+    columns are the candidates alone) or in every subset (``stages.others``)."""
+    plan = experiment(config, "points", kind, len(chosen))
+    if config["stages"]["others"] == "in":
+        units, ids = restriction(np.arange(n_points), chosen)
+        return plan.draw(config, n_points, units, ids)
+    return replace(plan.draw(config, n_points), columns=np.asarray(chosen, dtype=np.int64))
+
+
 def draw_masks(config: dict, dataset, level: str, selection=None, kind: str = "main") -> MaskSet:
-    """The subsets of ``level``'s main or validation experiment (``selection``: the source-level
-    estimates, for the restricted point level of a hierarchy)."""
+    """The subsets of ``level``'s main or validation experiment (``selection``: the estimates
+    of the level it follows, the source level's for a hierarchy's point level, the screen's
+    for a two-stage design's second stage)."""
     if kind == "removal":
         raise UserError("sample: the removal arms follow the estimates; ame removal plans them")
+    if level == "points" and config["stages"]["enabled"]:
+        if selection is None:
+            raise UserError("sample: the second stage needs --selection (the screen's estimates)")
+        return second_stage(config, dataset.n_points, candidates(config, selection), kind)
     hierarchical = config["hierarchy"]["enabled"]
     units = ids = None
     if level == "sources" or (level == "points" and hierarchical):

@@ -16,6 +16,7 @@ from ame.estimation.results import Estimates
 from ame.report import sections
 from ame.report.hierarchy import hierarchy_section
 from ame.report.sections import Run
+from ame.report.stages import stages_section
 
 
 def write_report(
@@ -32,9 +33,9 @@ def write_report(
     mislabels: tuple | None = None,
 ) -> None:
     """Write report.md and its plots; ``levels`` maps the study's other experiments (sources,
-    flat) to their results directories; ``validation`` names the validate step's outputs
-    (``summary``, ``per_query``, ``curve``, ``predictions``); ``mislabels`` the mislabels
-    step's (table, summary)."""
+    flat, a two-stage design's screen) to their results directories; ``validation`` names the
+    validate step's outputs (``summary``, ``per_query``, ``curve``, ``predictions``);
+    ``mislabels`` the mislabels step's (table, summary)."""
     plots_dir = Path(plots_dir)
     run = Run(
         config,
@@ -55,17 +56,23 @@ def write_report(
         if validation
         else []
     )
+    staged = bool(levels) and "screen" in levels
     if evidence and levels:
         evidence[2:2] = [
-            "These figures are the point level's; the source level's are in the hierarchical "
-            "section below.",
+            "These figures are the second stage's (the screen's estimate only picks candidates)."
+            if staged
+            else "These figures are the point level's; the source level's are in the "
+            "hierarchical section below.",
             "",
         ]
-    hierarchy = (
-        hierarchy_section(run.dataset, run.metrics, levels, plots_dir, run.rel, run.direction)
-        if levels
-        else []
-    )
+    if staged:
+        hierarchy = stages_section(config, run.dataset, run.metrics, run.estimates, levels)
+    elif levels:
+        hierarchy = hierarchy_section(
+            run.dataset, run.metrics, levels, plots_dir, run.rel, run.direction
+        )
+    else:
+        hierarchy = []
     lines = [
         *sections.header_section(run),
         *evidence,

@@ -124,6 +124,8 @@ class MaskSet:
     stream: int = 0
     seeds: np.ndarray | None = None  # int64 (n_subsets,): training seed of each row, when the
     # rows are replicates that must not share the seed policy's seed (the removal arms)
+    columns: np.ndarray | None = None  # int64: the units the regression estimates, when they
+    # are fewer than those drawn (a second stage's candidates, the other points sampled too)
 
     def __post_init__(self):
         if self.budget is None:
@@ -145,6 +147,16 @@ class MaskSet:
     def masks(self) -> np.ndarray:
         """Unit masks of shape (n_subsets, n_units): the regression's columns."""
         return unpack_masks(self.packed, self.n_units)
+
+    @property
+    def column_ids(self) -> np.ndarray:
+        """The id of each regression column: every unit, or the estimated ones (``columns``)."""
+        return self.unit_ids if self.columns is None else self.unit_ids[self.columns]
+
+    def column_masks(self, rows=slice(None)) -> np.ndarray:
+        """The regression's design: the unit masks of ``rows``, restricted to ``columns``."""
+        masks = self.masks[rows]
+        return masks if self.columns is None else masks[:, self.columns]
 
     def point_mask(self, index: int) -> np.ndarray:
         """The training points of subset ``index``."""
@@ -191,6 +203,7 @@ class MaskSet:
             "stream": self.stream,
             "unit": self.unit,
             "n_units": self.n_units,
+            "n_columns": len(self.column_ids),
             "design": self.design.to_dict(),
         }
 
@@ -225,6 +238,8 @@ class MaskSet:
             arrays.update(units=self.units.astype(np.int64), ids=self.ids.astype(np.int64))
         if self.seeds is not None:
             arrays["seeds"] = self.seeds.astype(np.int64)
+        if self.columns is not None:
+            arrays["columns"] = self.columns.astype(np.int64)
         atomic_savez(path, **arrays)
 
     @classmethod
@@ -246,6 +261,9 @@ class MaskSet:
         seeds = arrays.get("seeds")
         if seeds is not None and seeds.shape != p.shape:
             raise ArtifactError(f"{path}: {len(seeds)} training seeds for {len(p)} subsets")
+        columns = arrays.get("columns")
+        if columns is not None and not np.all((columns >= 0) & (columns < n_units)):
+            raise ArtifactError(f"{path}: its regression columns are not among its {n_units} units")
         return cls(
             packed,
             p,
@@ -258,4 +276,5 @@ class MaskSet:
             meta.get("unit", "point"),
             int(meta.get("stream", 0)),
             seeds,
+            columns,
         )
