@@ -141,6 +141,15 @@ def submodel_files(wildcards):
 FOLLOWED = "sources" if HIERARCHICAL else "screen" if STAGED else None
 
 
+def stage_settings(wildcards):
+    """What of ``stages`` a level's subsets depend on (a change reruns its sample step): the
+    screen's share of the budget for the screen, every setting for the second stage."""
+    if not STAGED:
+        return None
+    stages = config["stages"]
+    return stages if level_of(wildcards) == "points" else {"screen_share": stages["screen_share"]}
+
+
 def selection(wildcards):
     """The estimates a level's sample step reads (``--selection``): none but the point level's."""
     return [out(FOLLOWED, "estimates.npz")] if level_of(wildcards) == "points" and FOLLOWED else []

@@ -13,7 +13,7 @@ checkpoint sample:
         config=PARAMS,
         sampling=config["sampling"],
         hierarchy=config["hierarchy"] if HIERARCHICAL else None,
-        stages=config["stages"] if STAGED else None,
+        stages=stage_settings,
         per_job=STORE.per_job,
         level=level_of,
         selection=lambda wildcards, input: " ".join(f"--selection {p}" for p in input.selection),
