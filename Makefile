@@ -3,14 +3,14 @@
 # workflow run: under 3 minutes); `make docs` builds the documentation site (site/), every
 # warning an error;
 # `make hierarchical` runs the source-level study in studies/hierarchical, `make deep` the
-# deep-submodel study in studies/deep.
+# deep-submodel study in studies/deep, `make two-stage` the two-stage design in studies/two-stage.
 # Both build the pinned virtual environment first (.venv, torch 2.13.0 CPU build).
 VENV := .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: setup demo hierarchical deep example-sklearn example-torch check test lint docs browser screenshots measured clean
+.PHONY: setup demo hierarchical deep two-stage example-sklearn example-torch check test lint docs browser screenshots measured clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ deep: setup
 	cd studies/deep && dvc repro
 	@cat studies/deep/results/metrics.json studies/deep/results/validation.json
 
+two-stage: setup
+	cd studies/two-stage && dvc repro
+	@sed -n '/^## Two-stage study/,/^## Summary/p' studies/two-stage/results/report.md
+
 example-sklearn: setup
 	cd examples/sklearn_mislabel && dvc repro
 	@cat examples/sklearn_mislabel/results/metrics.json
@@ -45,7 +49,7 @@ lint: setup
 	ruff check src tests benchmarks docs
 	ruff format --check src tests benchmarks docs
 	snakemake --lint
-	for study in studies/hierarchical studies/deep examples/sklearn_mislabel examples/torch_backdoor; do \
+	for study in studies/hierarchical studies/deep studies/two-stage examples/sklearn_mislabel examples/torch_backdoor; do \
 		(cd $$study && snakemake -s ../../Snakefile --lint) || exit 1; \
 	done
 
