@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import shutil
@@ -93,6 +94,24 @@ def make_workspace(
         )
         run(["dvc", "init", "-q"], path)
     return path
+
+
+def study_workspace(path: Path, name: str, settings: dict) -> tuple[Path, dict]:
+    """A git + DVC workspace holding ``studies/<name>`` as shipped (no outputs), ``settings``
+    laid over the study's params file and committed, as a user's checkout of the study would
+    be; returns the study's directory and its params file as shipped."""
+    workspace = make_workspace(path, git=True)
+    study = workspace / "studies" / name
+    shutil.copytree(REPO / "studies" / name, study, ignore=shutil.ignore_patterns(
+        "results", "data", "logs", ".snakemake", "dvc.lock", "__pycache__", "tmp"))  # fmt: skip
+    shipped = yaml.safe_load((study / "params.yaml").read_text())
+    overlay = copy.deepcopy(shipped)
+    for section, values in settings.items():
+        overlay.setdefault(section, {}).update(values)
+    (study / "params.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    run(["git", "add", "-A"], workspace)
+    run([*GIT_COMMIT, "-m", "study"], workspace)
+    return study, shipped
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:

@@ -5,11 +5,9 @@ are measured by benchmarks/sample_efficiency.py)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-import yaml
-from conftest import REPO, jobs_run, make_workspace, run
+from conftest import jobs_run, run, study_workspace
 from quality import check_run
 
 pytestmark = pytest.mark.slow
@@ -30,19 +28,10 @@ TINY = {  # 15 poisons and 30 steps: enough for the mlp's debiased AMEs to rank 
 
 
 def test_deep_study_runs_the_mlp_then_the_cnn_through_dvc(tmp_path):
-    workspace = make_workspace(tmp_path / "ws", git=True)
-    study = workspace / "studies" / "deep"
-    shutil.copytree(REPO / "studies" / "deep", study, ignore=shutil.ignore_patterns(
-        "results", "data", "logs", ".snakemake", "dvc.lock", "__pycache__", "tmp"))  # fmt: skip
-    overlay = yaml.safe_load((study / "params.yaml").read_text())
-    assert overlay["training"] == {
+    study, shipped = study_workspace(tmp_path / "ws", "deep", TINY)
+    assert shipped["training"] == {
         "model": "mlp", "hidden": 64, "vectorize": True, "lr": 0.01, "weight_decay": 0.03
     }  # fmt: skip
-    for section, values in TINY.items():
-        overlay.setdefault(section, {}).update(values)
-    (study / "params.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
-    run(["git", "add", "-A"], workspace)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "study"], workspace)
 
     first = run(["dvc", "repro"], study)
     assert "Running stage 'run'" in first.stdout

@@ -5,12 +5,18 @@ subsets on the second stage's own streams, and the estimand of each variant in e
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
-import yaml
-from conftest import REPO, file_state, jobs_run, make_workspace, run, snakemake, write_params
+from conftest import (
+    file_state,
+    jobs_run,
+    make_workspace,
+    run,
+    snakemake,
+    study_workspace,
+    write_params,
+)
 from quality import check_run
 
 from ame.data import Dataset
@@ -89,22 +95,12 @@ def test_the_second_stage_estimates_the_screens_candidates_on_fresh_subsets(tmp_
 
 
 def test_the_two_stage_study_runs_through_dvc_and_an_experiment_switches_the_others(tmp_path):
-    workspace = make_workspace(tmp_path / "ws", git=True)
-    study = workspace / "studies" / "two-stage"
-    shutil.copytree(REPO / "studies" / "two-stage", study, ignore=shutil.ignore_patterns(
-        "results", "data", "logs", ".snakemake", "dvc.lock", "__pycache__", "tmp"))  # fmt: skip
-    overlay = yaml.safe_load((study / "params.yaml").read_text())
-    assert overlay["stages"] == {
-        "enabled": True, "screen_share": 0.5, "candidates": 0.1, "others": "sampled"
-    }  # fmt: skip
-    tiny = {**STAGED, "stages": overlay["stages"], "behaviour": {"n_queries": 2}}
+    shipped_stages = {"enabled": True, "screen_share": 0.5, "candidates": 0.1, "others": "sampled"}
+    tiny = {**STAGED, "stages": shipped_stages, "behaviour": {"n_queries": 2}}
     tiny["estimation"] = {"n_folds": 3, "n_bootstrap": 0, "n_lambdas": 20}
     tiny["validation"] = {"enabled": True, "n_subsets": 20, "removal_queries": 1, "replicates": 1}
-    for section, values in tiny.items():
-        overlay.setdefault(section, {}).update(values)
-    (study / "params.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
-    run(["git", "add", "-A"], workspace)
-    run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "study"], workspace)
+    study, shipped = study_workspace(tmp_path / "ws", "two-stage", tiny)
+    assert shipped["stages"] == shipped_stages
 
     first = run(["dvc", "repro"], study)
     for stage in ("prepare", "screen", "points", "validate", "evaluate", "report"):
